@@ -1,0 +1,44 @@
+# egressconf: end-to-end conformance of service-mesh egress control.
+# `make e2e` is the main job (kind + Istio + the whole catalog); `make test` runs the tests.
+
+GO      ?= go
+BIN     ?= bin
+REPORTS ?= reports
+# Flags passed to `egressconf run` by `make e2e` (e.g. E2E_FLAGS="--node-image local/kind-node:v1.34.4").
+E2E_FLAGS ?=
+
+.PHONY: build test lint e2e sim bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN)/egressconf ./cmd/egressconf
+	$(GO) build -o $(BIN)/standin ./cmd/standin
+
+# Unit tests, the real-curl tests, the whole catalog on the offline backend (go test ./suites/...).
+test:
+	$(GO) test ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The main job: a kind cluster, Istio from its Helm charts, the whole catalog, reports/<run>/.
+e2e: build
+	$(BIN)/egressconf run --backend kind --reports $(REPORTS) $(E2E_FLAGS)
+
+# The whole catalog on Istio's control plane in process: no cluster needed.
+sim: build
+	$(BIN)/egressconf run --backend sim --reports $(REPORTS)
+
+# Speed and memory of the offline backend over the whole catalog.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./pkg/backend/sim/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseOutput -fuzztime 30s ./pkg/probe/
+	$(GO) test -run '^$$' -fuzz FuzzParseCurl -fuzztime 30s ./pkg/probe/
+	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime 30s ./pkg/accesslog/
+
+clean:
+	rm -rf $(BIN)
+	find $(REPORTS) -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

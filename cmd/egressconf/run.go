@@ -1,0 +1,82 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/egressconf/egressconf/pkg/adapt"
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/backend/sim"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/conformance"
+	"github.com/egressconf/egressconf/pkg/report"
+	"github.com/egressconf/egressconf/pkg/runner"
+)
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	backendName := fs.String("backend", "sim", "where to run: sim (Istio's control plane in process), kind, existing")
+	var groups, ids, dirs stringList
+	fs.Var(&groups, "group", "run only these groups (repeatable; G1 or deny-namespace)")
+	fs.Var(&ids, "id", "run only these expectation IDs (repeatable)")
+	fs.Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
+	reports := fs.String("reports", "reports", "directory for reports/<run>/")
+	runID := fs.String("run-id", "", "name of the run (default: time and backend)")
+	var impl report.Implementation
+	fs.StringVar(&impl.Organization, "organization", "", "implementation: organization (conformance report)")
+	fs.StringVar(&impl.Project, "project", "", "implementation: project")
+	fs.StringVar(&impl.URL, "url", "", "implementation: URL")
+	fs.StringVar(&impl.Version, "version", "", "implementation: version")
+	var contact stringList
+	fs.Var(&contact, "contact", "implementation: contact (repeatable)")
+	verbose := fs.Bool("v", false, "stream Ginkgo's spec-by-spec output")
+	timeouts := runner.DefaultTimeouts()
+	timeouts.AddFlags(fs)
+	if pos, err := parse(fs, args); err != nil {
+		return usageError{err.Error()}
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("run takes no arguments, got %v", pos)}
+	}
+	impl.Contact = contact
+
+	c, err := loadCatalog(dirs)
+	if err != nil {
+		return err
+	}
+	if err := catalog.Validate(c, validateOptions()); err != nil {
+		return fmt.Errorf("catalog is invalid, nothing was run:\n%w", err)
+	}
+	var b backend.Backend
+	switch *backendName {
+	case "sim":
+		b = sim.New()
+	case "kind", "existing":
+		return fmt.Errorf("--backend %s: not available in this build yet", *backendName)
+	default:
+		return usageError{fmt.Sprintf("unknown backend %q (sim, kind, existing)", *backendName)}
+	}
+	info := b.Info()
+	fmt.Printf("egressconf: backend %s: %s\n", info.Name, info.Oracle.Claim())
+	run, dir, err := conformance.Run(nil, conformance.Options{
+		Backend: b, Catalog: c, Groups: groups, IDs: ids, Timeouts: timeouts, ReportsDir: *reports, RunID: *runID,
+		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose,
+		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: true}),
+		Measure: func(run *report.Run) {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			run.Measurements = append(run.Measurements, report.Measurement{Name: "heap in use at end", Value: fmt.Sprintf("%.1f MiB", float64(ms.HeapInuse)/(1<<20))},
+				report.Measurement{Name: "memory obtained from the OS", Value: fmt.Sprintf("%.1f MiB", float64(ms.Sys)/(1<<20))})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	cnt := run.Counts()
+	fmt.Printf("\n%d passed, %d failed, %d errors, %d skipped -- reports in %s\n", cnt.Passed, cnt.Failed, cnt.Errored, cnt.Skipped, dir)
+	if !run.OK() {
+		return exitError{1}
+	}
+	return nil
+}

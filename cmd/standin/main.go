@@ -1,0 +1,116 @@
+// Command standin is the stand-in internet: it answers for every external host of the catalog
+// over HTTP and HTTPS (leaf certificate chosen by SNI, HTTP/2 by ALPN), so no run depends on the
+// real sites. It logs one line per request to stdout.
+//
+//	standin --certs DIR                       # DIR has ca.crt and <host>.crt / <host>.key
+//	standin --generate-certs [--certs DIR]    # make a CA and leaves, print the CA (and write DIR)
+//	        [--hosts FILE] [--http-addr :80] [--https-addr :443]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/egressconf/egressconf/pkg/pki"
+	"github.com/egressconf/egressconf/pkg/standin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "standin:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends. Request lines and the generated CA go to stdout, the rest to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("standin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hostsFile := fs.String("hosts", "", "hosts file (hosts.yaml format); default: the embedded hosts")
+	certsDir := fs.String("certs", "", "directory with ca.crt and <host>.crt/<host>.key; with --generate-certs, where to write them")
+	generate := fs.Bool("generate-certs", false, "make a new CA and a leaf per host, and print the CA certificate to stdout")
+	httpAddr := fs.String("http-addr", standin.DefaultHTTPAddr, `plain HTTP listen address ("-" disables)`)
+	httpsAddr := fs.String("https-addr", standin.DefaultHTTPSAddr, `HTTPS listen address ("-" disables)`)
+	printHosts := fs.Bool("print-hosts", false, "print the hosts file in effect and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	hosts := standin.DefaultHosts()
+	if *hostsFile != "" {
+		data, err := os.ReadFile(*hostsFile)
+		if err != nil {
+			return err
+		}
+		if hosts, err = standin.LoadHosts(data); err != nil {
+			return fmt.Errorf("%s: %w", *hostsFile, err)
+		}
+	}
+	if *printHosts {
+		out, err := standin.MarshalHosts(hosts)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+
+	var certs *pki.Bundle
+	switch {
+	case *generate:
+		b, err := pki.Generate(standin.HostNames(hosts), pki.Options{})
+		if err != nil {
+			return err
+		}
+		if *certsDir != "" {
+			if err := b.WriteDir(*certsDir); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "standin: wrote CA and %d leaves to %s\n", len(b.Leaves), *certsDir)
+		}
+		if _, err := stdout.Write(b.CAPEM); err != nil {
+			return err
+		}
+		certs = b
+	case *certsDir != "":
+		b, err := pki.LoadDir(*certsDir)
+		if err != nil {
+			return err
+		}
+		certs = b
+	case *httpsAddr != "-":
+		return errors.New("HTTPS needs certificates: give --certs DIR or --generate-certs")
+	}
+
+	srv := &standin.Server{
+		Hosts:     hosts,
+		Certs:     certs,
+		HTTPAddr:  *httpAddr,
+		HTTPSAddr: *httpsAddr,
+		Log:       stdout,
+		ErrorLog:  log.New(stderr, "standin: ", log.LstdFlags),
+	}
+	fmt.Fprintf(stderr, "standin: serving %s on HTTP %s, HTTPS %s\n",
+		strings.Join(standin.HostNames(hosts), ", "), *httpAddr, *httpsAddr)
+	if err := srv.ListenAndServe(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "standin: shut down")
+	return nil
+}

@@ -1,0 +1,417 @@
+// Package sim is the offline backend: every scenario against Istio's own control plane, in process,
+// with no cluster. Each state (applied resources, mesh config, fixtures) becomes a FakeDiscoveryServer
+// from istio.io/istio/pilot/test/xds; the xDS it generates for the calling sidecar and the egress
+// gateway is evaluated by pkg/envoymodel, and the external host's answer comes from the stand-in
+// server's handler in process.
+//
+// Its results are predictions by Istio's control plane with Envoy modelled, never observations of a
+// live mesh; every result says so (backend.OracleOffline).
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"crypto/tls"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/test/xds"
+	"istio.io/istio/pkg/config/mesh"
+	istiolog "istio.io/istio/pkg/log"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/standin"
+)
+
+// ProxyIstioVersion is the version the simulated proxies announce (the control plane's own).
+const ProxyIstioVersion = "1.31.0"
+
+// Backend is the offline backend. It is safe for one scenario at a time.
+type Backend struct {
+	mu       sync.Mutex
+	external http.Handler
+
+	scenario  *catalog.Scenario
+	mode      meshconfig.MeshConfig_OutboundTrafficPolicy_Mode
+	deployed  map[string]catalog.Workload
+	gateways  map[string]fixtures.Gateway
+	applied   []backend.Manifest
+	state     *state
+	logs      map[string][]timedEntry
+	lastTrace map[string][]string
+	builds    int
+}
+
+type timedEntry struct {
+	at    time.Time
+	entry outcome.LogEntry
+}
+
+// New returns an offline backend whose external hosts answer as the stand-in server does.
+func New() *Backend {
+	quietIstio()
+	return &Backend{external: standin.NewHandler(standin.DefaultHosts())}
+}
+
+// quietIstio silences Istio's own logging: its scopes are chatty, and scopes register lazily, so
+// this runs before every control-plane build. Errors that matter come back as errors.
+func quietIstio() {
+	for _, s := range istiolog.Scopes() {
+		s.SetOutputLevel(istiolog.NoneLevel)
+	}
+}
+
+// IstioVersion names the istio.io/istio module this binary was built with.
+func IstioVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "istio.io/istio" {
+				v := m.Version
+				if m.Replace != nil {
+					v = m.Replace.Version
+				}
+				return "istio.io/istio " + v + " (1.31 development)"
+			}
+		}
+	}
+	return "istio.io/istio (version unknown)"
+}
+
+// Info implements backend.Backend.
+func (b *Backend) Info() backend.Info {
+	return backend.Info{
+		Name: "sim", Oracle: backend.OracleOffline, IstioVersion: IstioVersion(),
+		MeshVersion: "Istio control plane in process, Envoy modelled", Deterministic: true,
+		Capabilities: map[string]bool{},
+	}
+}
+
+// Setup implements backend.Backend.
+func (b *Backend) Setup(_ context.Context, s *catalog.Scenario) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.close()
+	b.scenario = s
+	b.deployed = map[string]catalog.Workload{}
+	b.gateways = map[string]fixtures.Gateway{}
+	b.applied = nil
+	b.logs = map[string][]timedEntry{}
+	b.lastTrace = map[string][]string{}
+	if err := b.setMode(s.Spec.MeshPolicy); err != nil {
+		return err
+	}
+	for _, g := range s.Spec.Gateways {
+		gw, ok := fixtures.Gateways[g]
+		if !ok {
+			return fmt.Errorf("unknown gateway %q", g)
+		}
+		b.gateways[g] = gw
+	}
+	for _, w := range s.Spec.Workloads {
+		if !w.Deferred && !w.Gateway {
+			b.deployed[w.Ref()] = w
+		}
+	}
+	return nil
+}
+
+func (b *Backend) setMode(mode string) error {
+	switch mode {
+	case "ALLOW_ANY", "":
+		b.mode = meshconfig.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY
+	case "REGISTRY_ONLY":
+		b.mode = meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY
+	default:
+		return fmt.Errorf("unknown outbound traffic policy %q", mode)
+	}
+	b.invalidate()
+	return nil
+}
+
+// SetMeshPolicy implements backend.Backend.
+func (b *Backend) SetMeshPolicy(_ context.Context, mode string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.setMode(mode)
+}
+
+// Apply implements backend.Backend: create or replace the manifest's objects.
+func (b *Backend) Apply(_ context.Context, m backend.Manifest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, o := range m.Objects {
+		if o.GetKind() == "ASMEgressTrafficPolicy" {
+			return fmt.Errorf("%s %s/%s: no controller serves ASMEgressTrafficPolicy offline; it must be translated to native resources first", o.GetKind(), o.GetNamespace(), o.GetName())
+		}
+	}
+	for i, a := range b.applied {
+		if a.Key == m.Key {
+			b.applied[i] = m
+			b.invalidate()
+			return nil
+		}
+	}
+	b.applied = append(b.applied, m)
+	b.invalidate()
+	return nil
+}
+
+// Delete implements backend.Backend.
+func (b *Backend) Delete(_ context.Context, m backend.Manifest) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, a := range b.applied {
+		if a.Key == m.Key {
+			b.applied = append(b.applied[:i], b.applied[i+1:]...)
+			b.invalidate()
+			return nil
+		}
+	}
+	return fmt.Errorf("%s was not applied", m.Key)
+}
+
+// Deploy implements backend.Backend.
+func (b *Backend) Deploy(_ context.Context, w catalog.Workload) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deployed[w.Ref()] = w
+	b.invalidate()
+	return nil
+}
+
+// Remove implements backend.Backend.
+func (b *Backend) Remove(_ context.Context, w catalog.Workload) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.deployed, w.Ref())
+	b.invalidate()
+	return nil
+}
+
+// Converge implements backend.Backend: building the control plane for the new state is the
+// convergence; it happens here so that a configuration Istio rejects fails the step.
+func (b *Backend) Converge(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, err := b.current()
+	return err
+}
+
+// Unobservable implements backend.Backend: the offline backend predicts every workload.
+func (b *Backend) Unobservable(catalog.Workload) string { return "" }
+
+func (b *Backend) invalidate() {
+	if b.state != nil {
+		b.state.close()
+		b.state = nil
+	}
+}
+
+func (b *Backend) close() { b.invalidate() }
+
+func (b *Backend) current() (*state, error) {
+	if b.state != nil {
+		return b.state, nil
+	}
+	st, err := b.build()
+	if err != nil {
+		return nil, err
+	}
+	b.builds++
+	b.state = st
+	return st, nil
+}
+
+// Builds is how many control-plane states were built (for benchmarks).
+func (b *Backend) Builds() int { return b.builds }
+
+// Probe implements backend.Backend.
+func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.deployed[from.Ref()]; !ok {
+		return outcome.Observed{}, fmt.Errorf("workload %s is not deployed", from.Ref())
+	}
+	st, err := b.current()
+	if err != nil {
+		return outcome.Observed{}, err
+	}
+	var client *envoymodel.Proxy
+	if from.HasSidecar() {
+		if client, err = st.proxy(from.Ref()); err != nil {
+			return outcome.Observed{}, err
+		}
+	}
+	header := http.Header{}
+	for _, h := range req.Headers {
+		k, v, _ := strings.Cut(h, ":")
+		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	header.Set("User-Agent", "curl/8.11.1")
+	start := time.Now()
+	res, err := envoymodel.Send(client, envoymodel.Request{Method: req.Method, Scheme: req.Scheme, Host: req.Host, Port: req.Port,
+		Path: req.Path, Headers: header, Body: req.Data}, st)
+	if err != nil {
+		return outcome.Observed{}, err
+	}
+	b.lastTrace[from.Ref()+" "+req.Command] = res.Trace
+	now := time.Now()
+	for ref, entries := range res.Logs {
+		for _, e := range entries {
+			b.logs[ref] = append(b.logs[ref], timedEntry{at: now, entry: e})
+		}
+	}
+	return observe(res.Response, req, time.Since(start)), nil
+}
+
+// observe turns the model's response into what curl would report.
+func observe(r envoymodel.Response, req *probe.Request, d time.Duration) outcome.Observed {
+	if r.Reset {
+		code := 52 // empty reply: the proxy closed the connection before any response
+		msg := "Empty reply from server"
+		if req.Scheme == "https" {
+			code, msg = 35, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to "+req.Host+":443"
+		}
+		return outcome.Observed{ExitCode: code, ErrorMessage: msg, Duration: d}
+	}
+	h := map[string]string{}
+	for k, v := range r.Headers {
+		h[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	body := r.Body
+	if req.Method == "HEAD" {
+		body = ""
+	}
+	return outcome.Observed{HTTPCode: r.Status, HTTPVersion: r.Proto, Headers: h, Body: body, Duration: d}
+}
+
+// Trace returns the hop-by-hop explanation of the last probe of a command from a workload.
+func (b *Backend) Trace(from, command string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastTrace[from+" "+command]
+}
+
+// AccessLog implements backend.Backend.
+func (b *Backend) AccessLog(_ context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !w.Gateway && !w.HasSidecar() {
+		return nil, fmt.Errorf("%s has no proxy", w.Ref())
+	}
+	var out []outcome.LogEntry
+	for _, e := range b.logs[w.Ref()] {
+		if !e.at.Before(since) {
+			out = append(out, e.entry)
+		}
+	}
+	return out, nil
+}
+
+// Diagnostics implements backend.Backend: the applied resources, the hop traces of the last
+// probes and the xDS of every proxy, as Istio generated it.
+func (b *Backend) Diagnostics(_ context.Context, dir string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var applied strings.Builder
+	for _, m := range b.applied {
+		fmt.Fprintf(&applied, "# %s\n", m.Key)
+		for _, o := range m.Objects {
+			y, _ := yaml.Marshal(o.Object)
+			applied.Write(y)
+			applied.WriteString("---\n")
+		}
+	}
+	fmt.Fprintf(&applied, "# mesh outboundTrafficPolicy: %s\n", b.mode)
+	var trace strings.Builder
+	keys := make([]string, 0, len(b.lastTrace))
+	for k := range b.lastTrace {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&trace, "## %s\n%s\n\n", k, strings.Join(b.lastTrace[k], "\n"))
+	}
+	files := map[string]string{"applied.yaml": applied.String(), "trace.txt": trace.String()}
+	if st, err := b.current(); err == nil {
+		for ref := range st.proxies() {
+			if dump, err := st.dump(ref); err == nil {
+				files["xds-"+strings.ReplaceAll(ref, "@", ".")+".json"] = dump
+			}
+		}
+	} else {
+		files["control-plane-error.txt"] = err.Error()
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Teardown implements backend.Backend.
+func (b *Backend) Teardown(context.Context, *catalog.Scenario) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.close()
+	b.scenario, b.applied, b.deployed = nil, nil, nil
+	return nil
+}
+
+// External implements envoymodel.World: the stand-in server's handler, in process.
+func (st *state) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {
+	url := req.Scheme + "://" + req.Host + req.Path
+	r := httptest.NewRequest(req.Method, url, strings.NewReader(req.Body))
+	r.Host = req.Host
+	for k, v := range req.Header {
+		r.Header[k] = v
+	}
+	if req.Scheme == "https" {
+		r.TLS = &tls.ConnectionState{ServerName: req.SNI}
+	} else {
+		r.TLS = nil
+	}
+	rec := httptest.NewRecorder()
+	st.external.ServeHTTP(rec, r)
+	res := rec.Result()
+	h := res.Header.Clone()
+	if h.Get("Content-Length") == "" && req.Method != "HEAD" {
+		h.Set("Content-Length", fmt.Sprint(rec.Body.Len()))
+	}
+	return envoymodel.Response{Status: res.StatusCode, Headers: h, Body: rec.Body.String()}, nil
+}
+
+var _ runtime.Object = (*unstructured.Unstructured)(nil)
+
+// meshConfig is Istio's default mesh config with the outbound policy set.
+func meshConfigFor(mode meshconfig.MeshConfig_OutboundTrafficPolicy_Mode) *meshconfig.MeshConfig {
+	m := mesh.DefaultMeshConfig()
+	m.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: mode}
+	m.AccessLogFile = "/dev/stdout"
+	return m
+}
+
+var _ = model.SidecarProxy
+var _ = xds.FakeOptions{}

@@ -1,0 +1,226 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/egressconf/egressconf/pkg/probe"
+)
+
+// ScenarioFile is the name of a scenario's definition inside its directory.
+const ScenarioFile = "scenario.yaml"
+
+// LoadFS loads every scenario below root in fsys: each directory holding a scenario.yaml, in
+// directory-name order. Errors name the file and line.
+func LoadFS(fsys fs.FS, root string) (*Catalog, error) {
+	var files []string
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == ScenarioFile {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading catalog %s: %w", root, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("catalog %s: no %s found", root, ScenarioFile)
+	}
+	sort.Strings(files)
+	c := &Catalog{}
+	for _, f := range files {
+		s, err := loadScenario(fsys, f)
+		if err != nil {
+			return nil, err
+		}
+		c.Scenarios = append(c.Scenarios, s)
+	}
+	return c, nil
+}
+
+// LoadPaths loads scenarios from directories or scenario.yaml files on disk (a vendor's own).
+func LoadPaths(paths ...string) (*Catalog, error) {
+	c := &Catalog{}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		var sub *Catalog
+		if st.IsDir() {
+			sub, err = LoadFS(os.DirFS(p), ".")
+			if err == nil {
+				for _, s := range sub.Scenarios {
+					s.File = filepath.Join(p, filepath.FromSlash(s.File))
+				}
+			}
+		} else {
+			dir := filepath.Dir(p)
+			var s *Scenario
+			s, err = loadScenario(os.DirFS(dir), filepath.Base(p))
+			if err == nil {
+				s.File = p
+				sub = &Catalog{Scenarios: []*Scenario{s}}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.Scenarios = append(c.Scenarios, sub.Scenarios...)
+	}
+	return c, nil
+}
+
+func loadScenario(fsys fs.FS, file string) (*Scenario, error) {
+	data, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scenario{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(s); err != nil {
+		return nil, fmt.Errorf("%s: %s", file, yamlError(err))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: one scenario per file; a second YAML document follows", file)
+	}
+	s.File, s.Dir, s.fsys = file, path.Dir(file), fsys
+	s.lines = lineIndex(data)
+	for si := range s.Spec.Steps {
+		for ei := range s.Spec.Steps[si].Expect {
+			e := &s.Spec.Steps[si].Expect[ei]
+			for ci := range e.Checks {
+				c := &e.Checks[ci]
+				if c.Curl == "" {
+					continue
+				}
+				req, err := probe.ParseCurl(c.Curl)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s: %s.checks[%d].curl: %v", file, s.lineOf(e.ID), e.ID, ci, err)
+				}
+				c.Request = req
+			}
+		}
+	}
+	return s, nil
+}
+
+// yamlError turns go-yaml's messages ("yaml: unmarshal errors:\n  line 12: field foo not found in
+// type catalog.Step") into one line per problem.
+func yamlError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	var out []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		// Name the field, not the Go type.
+		if i := strings.Index(l, " not found in type "); i >= 0 {
+			l = l[:i] + " is not a known field here"
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "; ")
+}
+
+// lineIndex maps each expectation ID to the line it is declared on, for error messages.
+func lineIndex(data []byte) map[string]int {
+	idx := map[string]int{}
+	for i, l := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(l)
+		t = strings.TrimPrefix(t, "- ")
+		if strings.HasPrefix(t, "id:") {
+			id := strings.Trim(strings.TrimSpace(strings.TrimPrefix(t, "id:")), `"'`)
+			if _, dup := idx[id]; !dup {
+				idx[id] = i + 1
+			}
+		}
+	}
+	return idx
+}
+
+func (s *Scenario) lineOf(id string) string {
+	if n, ok := s.lines[id]; ok {
+		return fmt.Sprintf("line %d", n)
+	}
+	return "line ?"
+}
+
+// Objects reads a resource file of the scenario as it is applied: every YAML document becomes an
+// object; a file applied into a namespace gets it (as kubectl apply -n does), and one without a
+// namespace lands in "default".
+func (s *Scenario) Objects(r Resources) ([]*unstructured.Unstructured, error) {
+	if s.fsys == nil {
+		return nil, fmt.Errorf("scenario %s was not loaded from files", s.Metadata.Name)
+	}
+	name := path.Join(s.Dir, r.File)
+	data, err := fs.ReadFile(s.fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.resourcePath(r.File), err)
+	}
+	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var objs []*unstructured.Unstructured
+	for i := 0; ; i++ {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("%s: document %d: %v", s.resourcePath(r.File), i+1, err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
+			return nil, fmt.Errorf("%s: document %d: apiVersion, kind and metadata.name are required", s.resourcePath(r.File), i+1)
+		}
+		switch ns := u.GetNamespace(); {
+		case r.Namespace != "" && ns != "" && ns != r.Namespace:
+			return nil, fmt.Errorf("%s: %s %s has namespace %s but is applied into %s", s.resourcePath(r.File), u.GetKind(), u.GetName(), ns, r.Namespace)
+		case r.Namespace != "":
+			u.SetNamespace(r.Namespace)
+		case ns == "" && !clusterScoped(u.GetKind()):
+			u.SetNamespace("default")
+		}
+		objs = append(objs, u)
+	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("%s: no objects", s.resourcePath(r.File))
+	}
+	return objs, nil
+}
+
+func (s *Scenario) resourcePath(file string) string {
+	if s.File != "" {
+		return path.Join(path.Dir(filepath.ToSlash(s.File)), file)
+	}
+	return file
+}
+
+func clusterScoped(kind string) bool {
+	switch kind {
+	case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,258 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Profiles are the conformance profiles a scenario may belong to.
+var Profiles = []string{"istio-native", "asm-egress-traffic-policy"}
+
+// MeshPolicies are the outbound traffic policy modes.
+var MeshPolicies = []string{"ALLOW_ANY", "REGISTRY_ONLY"}
+
+// Capabilities a step or expectation may require.
+var Capabilities = []string{"networkpolicy"}
+
+// ObjectValidator checks one resource object (e.g. with Istio's own validation). It returns nil for
+// kinds it does not know.
+type ObjectValidator func(obj *unstructured.Unstructured) error
+
+// ValidateOptions configure Validate.
+type ValidateOptions struct {
+	// Objects validates every object of every resource file; nil skips that check.
+	Objects ObjectValidator
+	// Gateways are the gateway names a scenario may require.
+	Gateways []string
+	// ExpandObject turns an object the mesh does not serve natively (ASMEgressTrafficPolicy) into the
+	// objects it stands for, so those are validated too; nil leaves objects as they are.
+	ExpandObject func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{2}$`)
+
+// Validate checks the whole catalog before anything touches a cluster. Every problem is reported,
+// each naming its file, line where known, and field.
+func Validate(c *Catalog, o ValidateOptions) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	seenID := map[string]string{}
+	seenGroup := map[string]string{}
+	for _, s := range c.Scenarios {
+		f := s.File
+		if s.APIVersion != APIVersion {
+			add("%s: apiVersion: %q, want %q", f, s.APIVersion, APIVersion)
+		}
+		if s.Kind != "Scenario" {
+			add("%s: kind: %q, want Scenario", f, s.Kind)
+		}
+		if s.Metadata.Name == "" {
+			add("%s: metadata.name: required", f)
+		}
+		if s.Metadata.Group == "" {
+			add("%s: metadata.group: required", f)
+		} else if prev, dup := seenGroup[s.Metadata.Group]; dup {
+			add("%s: metadata.group: %s is also the group of %s", f, s.Metadata.Group, prev)
+		} else {
+			seenGroup[s.Metadata.Group] = f
+		}
+		if !oneOf(s.Spec.Profile, Profiles) {
+			add("%s: spec.profile: %q, want one of %s", f, s.Spec.Profile, strings.Join(Profiles, ", "))
+		}
+		if len(s.Spec.Sources) == 0 {
+			add("%s: spec.sources: at least one source document is required", f)
+		}
+		if !oneOf(s.Spec.MeshPolicy, MeshPolicies) {
+			add("%s: spec.meshPolicy: %q, want one of %s", f, s.Spec.MeshPolicy, strings.Join(MeshPolicies, ", "))
+		}
+		for i, g := range s.Spec.Gateways {
+			if o.Gateways != nil && !oneOf(g, o.Gateways) {
+				add("%s: spec.gateways[%d]: unknown gateway %q; known: %s", f, i, g, strings.Join(o.Gateways, ", "))
+			}
+		}
+		drifts := map[string]bool{}
+		for i, d := range s.Spec.Drifts {
+			if d.ID == "" || len(d.Sides) < 2 || d.Verdict == "" {
+				add("%s: spec.drifts[%d]: id, two sides and a verdict are required", f, i)
+			}
+			drifts[d.ID] = true
+		}
+		namespaces := map[string]bool{}
+		for _, n := range s.Spec.Namespaces {
+			namespaces[n.Name] = true
+		}
+		workloads := map[string]Workload{}
+		for i, w := range s.Spec.Workloads {
+			field := fmt.Sprintf("spec.workloads[%d]", i)
+			if w.Name == "" || w.Namespace == "" {
+				add("%s: %s: name and namespace are required", f, field)
+				continue
+			}
+			if _, dup := workloads[w.Ref()]; dup {
+				add("%s: %s: workload %s declared twice", f, field, w.Ref())
+			}
+			switch {
+			case w.Gateway:
+				if !oneOf(w.Name, s.Spec.Gateways) {
+					add("%s: %s: gateway workload %s is not in spec.gateways", f, field, w.Ref())
+				}
+			case w.Fixture != "sleep" && w.Fixture != "nginx":
+				add("%s: %s.fixture: %q, want sleep or nginx", f, field, w.Fixture)
+			case !namespaces[w.Namespace]:
+				add("%s: %s: namespace %s is not declared in spec.namespaces", f, field, w.Namespace)
+			}
+			workloads[w.Ref()] = w
+		}
+		deployed := map[string]bool{}
+		for _, w := range s.Spec.Workloads {
+			deployed[w.Ref()] = !w.Deferred
+		}
+		applied := map[string]bool{}
+		idsSoFar := map[string]bool{}
+		for si, st := range s.Spec.Steps {
+			field := fmt.Sprintf("spec.steps[%d]", si)
+			if st.Name == "" {
+				add("%s: %s.name: required", f, field)
+			}
+			if st.MeshPolicy != "" && !oneOf(st.MeshPolicy, MeshPolicies) {
+				add("%s: %s.meshPolicy: %q, want one of %s", f, field, st.MeshPolicy, strings.Join(MeshPolicies, ", "))
+			}
+			for i, r := range st.Delete {
+				if !applied[r.Key()] {
+					add("%s: %s.delete[%d]: %s was not applied by an earlier step", f, field, i, r.Key())
+				}
+				delete(applied, r.Key())
+			}
+			for i, ref := range st.Remove {
+				if _, ok := workloads[ref]; !ok {
+					add("%s: %s.remove[%d]: unknown workload %s", f, field, i, ref)
+				}
+				deployed[ref] = false
+			}
+			for i, ref := range st.Deploy {
+				if _, ok := workloads[ref]; !ok {
+					add("%s: %s.deploy[%d]: unknown workload %s", f, field, i, ref)
+				}
+				deployed[ref] = true
+			}
+			for i, r := range st.Apply {
+				rf := fmt.Sprintf("%s.apply[%d]", field, i)
+				if r.Requires != "" && !oneOf(r.Requires, Capabilities) {
+					add("%s: %s.requires: unknown capability %q", f, rf, r.Requires)
+				}
+				objs, err := s.Objects(r)
+				if err != nil {
+					add("%s: %s: %v", f, rf, err)
+					continue
+				}
+				for _, obj := range objs {
+					if err := validateObject(obj, o); err != nil {
+						add("%s: %s: %s %s/%s: %v", s.resourcePath(r.File), rf, obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+					}
+				}
+				applied[r.Key()] = true
+			}
+			for ei, e := range st.Expect {
+				ef := fmt.Sprintf("%s %s (%s.expect[%d])", s.lineOf(e.ID), e.ID, field, ei)
+				if !idPattern.MatchString(e.ID) {
+					add("%s: %s: id %q is not of the form PREFIX-NN", f, ef, e.ID)
+				}
+				if prev, dup := seenID[e.ID]; dup {
+					add("%s: %s: duplicate expectation ID %s (also in %s)", f, ef, e.ID, prev)
+				}
+				seenID[e.ID] = f
+				if e.Kind != "documented" && e.Kind != "derived" {
+					add("%s: %s.kind: %q, want documented or derived", f, ef, e.Kind)
+				}
+				if e.Drift != "" && !drifts[e.Drift] {
+					add("%s: %s.drift: %s is not recorded in spec.drifts", f, ef, e.Drift)
+				}
+				if e.Requires != "" && !oneOf(e.Requires, Capabilities) {
+					add("%s: %s.requires: unknown capability %q", f, ef, e.Requires)
+				}
+				if len(e.Checks) == 0 {
+					add("%s: %s.checks: at least one check is required", f, ef)
+				}
+				for ci, c := range e.Checks {
+					cf := fmt.Sprintf("%s.checks[%d]", ef, ci)
+					switch {
+					case c.Log != nil && (c.Curl != "" || c.From != "" || c.Expect != nil):
+						add("%s: %s: a check is a probe (from, curl, expect) or a log check, not both", f, cf)
+					case c.Log != nil:
+						w, ok := workloads[c.Log.Workload]
+						if !ok {
+							add("%s: %s.log.workload: undeclared workload %s", f, cf, c.Log.Workload)
+						} else if !w.Gateway && !w.HasSidecar() {
+							add("%s: %s.log.workload: %s has no sidecar, so no proxy log", f, cf, c.Log.Workload)
+						}
+						if c.Log.After != "" && !idsSoFar[c.Log.After] && c.Log.After != e.ID {
+							add("%s: %s.log.after: %s is not an earlier expectation of this scenario", f, cf, c.Log.After)
+						}
+						if err := c.Log.Entry.Validate(); err != nil {
+							add("%s: %s.log.entry.%v", f, cf, err)
+						}
+					default:
+						w, ok := workloads[c.From]
+						switch {
+						case c.From == "":
+							add("%s: %s.from: required", f, cf)
+						case !ok:
+							add("%s: %s.from: probe from undeclared workload %s", f, cf, c.From)
+						case w.Gateway:
+							add("%s: %s.from: probes run from client workloads, not from gateway %s", f, cf, c.From)
+						case !deployed[c.From]:
+							add("%s: %s.from: workload %s is not deployed at this step", f, cf, c.From)
+						}
+						if c.Curl == "" {
+							add("%s: %s.curl: required", f, cf)
+						}
+						if c.Expect == nil {
+							add("%s: %s.expect: required", f, cf)
+						} else if err := c.Expect.Validate(); err != nil {
+							add("%s: %s.expect.%v", f, cf, err)
+						}
+					}
+				}
+				idsSoFar[e.ID] = true
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateObject(obj *unstructured.Unstructured, o ValidateOptions) error {
+	objs := []*unstructured.Unstructured{obj}
+	if o.ExpandObject != nil {
+		expanded, err := o.ExpandObject(obj)
+		if err != nil {
+			return err
+		}
+		objs = expanded
+	}
+	if o.Objects == nil {
+		return nil
+	}
+	var errs []error
+	for _, x := range objs {
+		if err := o.Objects(x); err != nil {
+			if x != obj {
+				err = fmt.Errorf("generated %s %s/%s: %w", x.GetKind(), x.GetNamespace(), x.GetName(), err)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}

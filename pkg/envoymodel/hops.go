@@ -1,0 +1,589 @@
+package envoymodel
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"istio.io/istio/pilot/pkg/simulation"
+
+	"github.com/egressconf/egressconf/pkg/envoymodel/rbac"
+	"github.com/egressconf/egressconf/pkg/outcome"
+)
+
+// ExternalAddress is where external host names resolve in the model: one address outside every mesh
+// Service (the hermetic stand-in is hidden from sidecars, see fixtures), so a call to it matches only
+// what Istio generated for the host name itself.
+const ExternalAddress = "203.0.113.10"
+
+// Envoy's local replies, as Envoy writes them.
+var (
+	replyRBAC         = local(403, "RBAC: access denied")
+	replyNoHealthy    = local(503, "no healthy upstream")
+	replyNoRoute      = local(404, "")
+	replyNoCluster    = local(503, "")
+	replyConnFailure  = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+	replyTLSFailure   = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error")
+	replyResetUpstrem = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+)
+
+func local(status int, body string) Response {
+	h := http.Header{}
+	h.Set("content-length", strconv.Itoa(len(body)))
+	if body != "" {
+		h.Set("content-type", "text/plain")
+	}
+	return Response{Status: status, Headers: h, Body: body}
+}
+
+func (r Response) clone() Response {
+	r.Headers = r.Headers.Clone()
+	if r.Headers == nil {
+		r.Headers = http.Header{}
+	}
+	return r
+}
+
+// upstreamTLS is what a cluster does with TLS toward its endpoints.
+type upstreamTLS struct {
+	// mtls: Istio mutual TLS (the workload certificate from SDS "default").
+	mtls bool
+	// simple: TLS originated with server verification only (DestinationRule SIMPLE).
+	simple bool
+	sni    string
+}
+
+// stream is what a TCP proxy carries: the application's TLS (passed through) or plain bytes.
+type stream struct {
+	tls bool
+	sni string
+	req Request
+}
+
+type hop struct {
+	world World
+	res   *Result
+}
+
+// simulate runs Istio's simulation on one proxy, recovering from its test-only failure paths.
+func (h *hop) simulate(p *Proxy, call simulation.Call) (r simulation.Result, l *listener.Listener, fc *listener.FilterChain, err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			err = fmt.Errorf("%w on %s for %+v: %v", errRecovered, p.Ref, call, rec)
+		}
+	}()
+	sim := &simulation.Simulation{Listeners: p.XDS.Listeners, Clusters: p.XDS.Clusters, Routes: p.XDS.Routes}
+	r = sim.Run(call)
+	for _, x := range p.XDS.Listeners {
+		if x.GetName() == r.ListenerMatched {
+			l = x
+		}
+	}
+	if l != nil && r.FilterChainMatched != "" {
+		fc = rbac.FilterChainByName(l, r.FilterChainMatched)
+	}
+	if l != nil && fc == nil && r.FilterChainMatched == "" && r.Error == nil {
+		// Unnamed chains (Istio's gateway chains): pick as Envoy would.
+		if fc, err = matchChain(l, call.FillDefaults(), r); err != nil {
+			return r, l, nil, err
+		}
+	}
+	h.res.tracef("%s: %s %s:%d sni=%q tls=%s -> listener %q chain %q route %q/%q/%q cluster %q err=%v",
+		p.Ref, call.Protocol, call.Address, call.Port, call.Sni, call.TLS, r.ListenerMatched, r.FilterChainMatched,
+		r.RouteConfigMatched, r.VirtualHostMatched, r.RouteMatched, r.ClusterMatched, r.Error)
+	return r, l, fc, nil
+}
+
+func extractHCM(fc *listener.FilterChain) (*hcmv3.HttpConnectionManager, error) {
+	for _, f := range fc.GetFilters() {
+		if f.GetName() == "envoy.filters.network.http_connection_manager" {
+			h := &hcmv3.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+				return nil, err
+			}
+			return h, nil
+		}
+	}
+	return nil, nil
+}
+
+func extractTCPProxy(fc *listener.FilterChain) (*tcpproxy.TcpProxy, error) {
+	for _, f := range fc.GetFilters() {
+		if f.GetName() == "envoy.filters.network.tcp_proxy" {
+			t := &tcpproxy.TcpProxy{}
+			if err := f.GetTypedConfig().UnmarshalTo(t); err != nil {
+				return nil, err
+			}
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+// connectionErr maps simulation errors that mean "Envoy closed the connection".
+func connectionErr(err error) bool {
+	return errors.Is(err, simulation.ErrNoListener) || errors.Is(err, simulation.ErrNoFilterChain) ||
+		errors.Is(err, simulation.ErrProtocolError) || errors.Is(err, simulation.ErrTLSError) ||
+		errors.Is(err, simulation.ErrMTLSError) || errors.Is(err, simulation.ErrMultipleFilterChain)
+}
+
+// sidecarHTTP: the application sends plain HTTP; iptables captures it into the sidecar.
+func (h *hop) sidecarHTTP(p *Proxy, req Request) (Response, error) {
+	call := simulation.Call{Address: ExternalAddress, Port: req.Port, Protocol: simulation.HTTP, TLS: simulation.Plaintext,
+		HostHeader: hostHeader(req), Path: req.Path, CallMode: simulation.CallModeOutbound}
+	return h.httpProxy(p, call, req, downstream{})
+}
+
+// sidecarTLS: the application speaks TLS itself (https://); the sidecar sees only SNI.
+func (h *hop) sidecarTLS(p *Proxy, req Request) (Response, error) {
+	call := simulation.Call{Address: ExternalAddress, Port: req.Port, Protocol: simulation.HTTP2, TLS: simulation.TLS,
+		Sni: req.Host, Alpn: "h2", HostHeader: req.Host, CallMode: simulation.CallModeOutbound}
+	resp, _, err := h.tcpProxy(p, call, stream{tls: true, sni: req.Host, req: req}, downstream{})
+	return resp, err
+}
+
+// downstream is who is calling a proxy: the peer identity (mTLS) and the connection's SNI.
+type downstream struct {
+	principal string
+	sni       string
+	tls       bool
+}
+
+// httpProxy runs an HTTP request through a proxy whose listener should hold an HTTP connection
+// manager (a sidecar's outbound HTTP port, or a gateway's HTTP server).
+func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downstream) (Response, error) {
+	entry := outcome.LogEntry{"method": req.Method, "path": req.Path, "protocol": "HTTP/1.1", "authority": hostHeader(req),
+		"requested_server_name": orDash(down.sni)}
+	if p.Gateway {
+		entry["protocol"] = "HTTP/2"
+	}
+	r, l, fc, err := h.simulate(p, call)
+	if err != nil {
+		return Response{}, err
+	}
+	switch {
+	case r.Error == nil:
+	case connectionErr(r.Error):
+		h.logConn(p, entry, "NR", "filter_chain_not_found")
+		return Response{Reset: true}, nil
+	case errors.Is(r.Error, simulation.ErrNoVirtualHost), errors.Is(r.Error, simulation.ErrNoRoute):
+		return h.reply(p, nil, entry, replyNoRoute, "NR", "route_not_found", "-"), nil
+	default:
+		return Response{}, OutOfModel("Envoy behaviour after %v on %s", r.Error, p.Ref)
+	}
+	hcm, err := extractHCM(fc)
+	if err != nil {
+		return Response{}, err
+	}
+	if hcm == nil {
+		// A TCP proxy carrying plain HTTP (e.g. the catch-all chain).
+		resp, _, err := h.tcpChain(p, l, fc, r.ClusterMatched, stream{req: req}, down)
+		return resp, err
+	}
+	// HTTP RBAC runs before the router.
+	filters, err := rbac.FiltersForChain(l, fc)
+	if err != nil {
+		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
+	}
+	rt := h.findRoute(p, r)
+	routeCluster := "-"
+	if rt != nil && rt.GetRoute() != nil {
+		routeCluster = orDash(rt.GetRoute().GetCluster())
+	}
+	if len(filters) > 0 {
+		d, err := rbac.Evaluate(filters, rbac.Request{
+			Principal: down.principal, DownstreamTLS: down.tls, RequestedServerName: down.sni,
+			DestinationIP: call.Address, DestinationPort: uint32(call.Port), SourceIP: "10.244.0.10",
+			HTTP: true, Method: req.Method, Host: hostHeader(req), Path: req.Path,
+		})
+		if err != nil {
+			return Response{}, OutOfModel("RBAC evaluation on %s: %v", p.Ref, err)
+		}
+		h.res.tracef("%s: RBAC %s", p.Ref, d)
+		if !d.Allowed {
+			if d.Layer == rbac.LayerNetwork {
+				entry["connection_termination_details"] = d.ResponseCodeDetails()
+				h.logConn(p, entry, "-", "-")
+				return Response{Reset: true}, nil
+			}
+			return h.reply(p, hcm, entry, replyRBAC, "-", d.ResponseCodeDetails(), routeCluster), nil
+		}
+	}
+	if rt == nil {
+		return Response{}, OutOfModel("route %q matched on %s but not found in its route configuration", r.RouteMatched, p.Ref)
+	}
+	switch a := rt.GetAction().(type) {
+	case *route.Route_DirectResponse:
+		resp := local(int(a.DirectResponse.GetStatus()), a.DirectResponse.GetBody().GetInlineString())
+		return h.reply(p, hcm, entry, resp, "-", "direct_response", "-"), nil
+	case *route.Route_Redirect:
+		return Response{}, OutOfModel("redirect routes on %s", p.Ref)
+	case *route.Route_Route:
+		name := a.Route.GetCluster()
+		if name == "" {
+			wc := a.Route.GetWeightedClusters().GetClusters()
+			if len(wc) != 1 {
+				return Response{}, OutOfModel("weighted routing over %d clusters on %s", len(wc), p.Ref)
+			}
+			name = wc[0].GetName()
+		}
+		resp, flags, details, err := h.clusterHTTP(p, name, req)
+		if err != nil {
+			return Response{}, err
+		}
+		return h.reply(p, hcm, entry, resp, flags, details, name), nil
+	}
+	return Response{}, OutOfModel("route action %T on %s", rt.GetAction(), p.Ref)
+}
+
+// reply finishes an HTTP exchange at a proxy: server header, access-log entry.
+func (h *hop) reply(p *Proxy, hcm *hcmv3.HttpConnectionManager, entry outcome.LogEntry, resp Response, flags, details, upstreamCluster string) Response {
+	resp = resp.clone()
+	if hcm != nil {
+		server := hcm.GetServerName()
+		if server == "" {
+			server = "envoy"
+		}
+		switch hcm.GetServerHeaderTransformation() {
+		case hcmv3.HttpConnectionManager_OVERWRITE:
+			resp.Headers.Set("server", server)
+		case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+			if resp.Headers.Get("server") == "" {
+				resp.Headers.Set("server", server)
+			}
+		}
+	} else if resp.Headers.Get("server") == "" {
+		// A local reply without a connection manager config is still Envoy's.
+		resp.Headers.Set("server", "envoy")
+	}
+	if resp.Reset {
+		h.logConn(p, entry, flags, details)
+		return resp
+	}
+	entry["response_code"] = strconv.Itoa(resp.Status)
+	entry["response_flags"] = flags
+	entry["response_code_details"] = details
+	entry["upstream_cluster"] = upstreamCluster
+	h.res.log(p, entry)
+	return resp
+}
+
+func (h *hop) logConn(p *Proxy, entry outcome.LogEntry, flags, details string) {
+	entry["response_code"] = "0"
+	entry["response_flags"] = flags
+	if details != "-" {
+		entry["response_code_details"] = details
+	}
+	h.res.log(p, entry)
+}
+
+// findRoute finds the route object the simulation matched (it reports names only), matching the
+// path again as the simulation does.
+func (h *hop) findRoute(p *Proxy, r simulation.Result) *route.Route {
+	var rc *route.RouteConfiguration
+	for _, x := range p.XDS.Routes {
+		if x.GetName() == r.RouteConfigMatched {
+			rc = x
+		}
+	}
+	if rc == nil {
+		return nil
+	}
+	for _, vh := range rc.GetVirtualHosts() {
+		if vh.GetName() != r.VirtualHostMatched {
+			continue
+		}
+		for _, rt := range vh.GetRoutes() {
+			if rt.GetName() == r.RouteMatched {
+				return rt
+			}
+		}
+	}
+	return nil
+}
+
+// clusterHTTP sends an HTTP request from proxy p to a cluster and returns the upstream's response,
+// or Envoy's local reply, with the response flags and details p logs.
+func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string, string, error) {
+	switch name {
+	case "BlackHoleCluster":
+		return replyNoHealthy, "UH", "no_healthy_upstream", nil
+	case "PassthroughCluster":
+		resp, err := h.external(ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: req.Port, Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body})
+		return resp, "-", "via_upstream", err
+	}
+	c := findCluster(p, name)
+	if c == nil {
+		return replyNoCluster, "NC", "cluster_not_found", nil
+	}
+	port, _, host, ok := parseClusterName(name)
+	if !ok {
+		return Response{}, "", "", OutOfModel("cluster %q on %s is not an outbound cluster", name, p.Ref)
+	}
+	gw, target, isGW, err := h.world.Gateway(host, port)
+	if err != nil {
+		return Response{}, "", "", err
+	}
+	up, err := clusterTLS(c, isGW && gw != nil)
+	if err != nil {
+		return Response{}, "", "", err
+	}
+	if isGW {
+		call := simulation.Call{Address: gw.IP, Port: target, Protocol: simulation.HTTP, HostHeader: hostHeader(req), Path: req.Path,
+			CallMode: simulation.CallModeGateway, Sni: up.sni}
+		down := downstream{sni: up.sni}
+		switch {
+		case up.mtls:
+			call.TLS, down.principal, down.tls = simulation.MTLS, p.Identity, true
+		case up.simple:
+			call.TLS, down.tls = simulation.TLS, true
+		default:
+			call.TLS = simulation.Plaintext
+		}
+		resp, err := h.httpProxy(gw, call, req, down)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if resp.Reset {
+			if up.mtls || up.simple {
+				return replyTLSFailure, "UF", "upstream_reset_before_response_started{connection_failure}", nil
+			}
+			return replyResetUpstrem, "UC", "upstream_reset_before_response_started{connection_termination}", nil
+		}
+		return resp, "-", "via_upstream", nil
+	}
+	if up.mtls {
+		return Response{}, "", "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
+	}
+	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: port, Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
+	if up.simple {
+		ext.Scheme = "https"
+		ext.SNI = up.sni
+		if ext.SNI == "" {
+			ext.SNI = host
+		}
+	}
+	resp, err := h.external(ext)
+	return resp, "-", "via_upstream", err
+}
+
+// tcpProxy runs a connection through a proxy whose matched chain should be a TCP proxy.
+func (h *hop) tcpProxy(p *Proxy, call simulation.Call, s stream, down downstream) (Response, bool, error) {
+	entry := outcome.LogEntry{"method": "-", "path": "-", "protocol": "-", "requested_server_name": orDash(call.Sni)}
+	r, l, fc, err := h.simulate(p, call)
+	if err != nil {
+		return Response{}, false, err
+	}
+	if r.Error != nil {
+		if connectionErr(r.Error) {
+			h.logConn(p, entry, "NR", "filter_chain_not_found")
+			return Response{Reset: true}, false, nil
+		}
+		return Response{}, false, OutOfModel("Envoy behaviour after %v on %s", r.Error, p.Ref)
+	}
+	hcm, err := extractHCM(fc)
+	if err != nil {
+		return Response{}, false, err
+	}
+	if hcm != nil {
+		if s.tls && fc.GetTransportSocket() == nil {
+			// TLS bytes into an HTTP parser: the codec fails and the connection closes.
+			h.logConn(p, entry, "DPE", "codec_error")
+			return Response{Reset: true}, false, nil
+		}
+		resp, err := h.httpProxy(p, call, s.req, down)
+		return resp, true, err
+	}
+	return h.tcpChain(p, l, fc, r.ClusterMatched, s, down)
+}
+
+// tcpChain applies the network RBAC filters of a TCP chain, then forwards to its cluster.
+func (h *hop) tcpChain(p *Proxy, l *listener.Listener, fc *listener.FilterChain, clusterName string, s stream, down downstream) (Response, bool, error) {
+	entry := outcome.LogEntry{"method": "-", "path": "-", "protocol": "-", "requested_server_name": orDash(down.sni)}
+	if !p.Gateway {
+		entry["requested_server_name"] = orDash(s.sni)
+	}
+	if tp, err := extractTCPProxy(fc); err == nil && tp != nil && clusterName == "" {
+		clusterName = tp.GetCluster()
+	}
+	filters, err := rbac.FiltersForChain(l, fc)
+	if err != nil {
+		return Response{}, false, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
+	}
+	if len(filters) > 0 {
+		d, err := rbac.Evaluate(filters, rbac.Request{Principal: down.principal, DownstreamTLS: down.tls, RequestedServerName: down.sni})
+		if err != nil {
+			return Response{}, false, OutOfModel("RBAC evaluation on %s: %v", p.Ref, err)
+		}
+		h.res.tracef("%s: network RBAC %s", p.Ref, d)
+		if !d.Allowed {
+			entry["upstream_cluster"] = clusterName
+			entry["connection_termination_details"] = d.ResponseCodeDetails()
+			h.logConn(p, entry, "-", "-")
+			return Response{Reset: true}, false, nil
+		}
+	}
+	entry["upstream_cluster"] = clusterName
+	resp, flags, err := h.clusterTCP(p, clusterName, s)
+	if err != nil {
+		return Response{}, false, err
+	}
+	h.logConn(p, entry, flags, "-")
+	return resp, false, nil
+}
+
+// clusterTCP forwards a TCP stream from proxy p to a cluster.
+func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, error) {
+	switch name {
+	case "BlackHoleCluster":
+		return Response{Reset: true}, "UH", nil
+	case "PassthroughCluster":
+		resp, err := h.external(streamToExternal(s, s.req.Port))
+		return resp, "-", err
+	case "":
+		return Response{}, "", OutOfModel("TCP proxy without a cluster on %s", p.Ref)
+	}
+	c := findCluster(p, name)
+	if c == nil {
+		return Response{Reset: true}, "NC", nil
+	}
+	port, _, host, ok := parseClusterName(name)
+	if !ok {
+		return Response{}, "", OutOfModel("cluster %q on %s is not an outbound cluster", name, p.Ref)
+	}
+	gw, target, isGW, err := h.world.Gateway(host, port)
+	if err != nil {
+		return Response{}, "", err
+	}
+	up, err := clusterTLS(c, isGW && gw != nil)
+	if err != nil {
+		return Response{}, "", err
+	}
+	if isGW {
+		call := simulation.Call{Address: gw.IP, Port: target, Protocol: simulation.TCP, CallMode: simulation.CallModeGateway}
+		down := downstream{}
+		switch {
+		case up.mtls:
+			call.TLS, call.Sni, down.principal, down.tls, down.sni = simulation.MTLS, up.sni, p.Identity, true, up.sni
+		case up.simple:
+			return Response{}, "", OutOfModel("TLS origination toward gateway %s from %s", gw.Ref, p.Ref)
+		case s.tls:
+			// The application's own TLS arrives at the gateway unchanged.
+			call.TLS, call.Sni, down.sni = simulation.TLS, s.sni, s.sni
+		default:
+			call.TLS = simulation.Plaintext
+			call.Protocol = simulation.HTTP
+			call.HostHeader, call.Path = hostHeader(s.req), s.req.Path
+		}
+		resp, _, err := h.tcpProxy(gw, call, s, down)
+		if err != nil {
+			return Response{}, "", err
+		}
+		if resp.Reset {
+			return resp, "UF", nil
+		}
+		return resp, "-", nil
+	}
+	if up.mtls {
+		return Response{}, "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
+	}
+	if up.simple {
+		if s.tls {
+			return Response{}, "", OutOfModel("TLS originated over the application's own TLS on %s", p.Ref)
+		}
+		ext := streamToExternal(s, port)
+		ext.Scheme, ext.SNI = "https", orDefault(up.sni, host)
+		resp, err := h.external(ext)
+		return resp, "-", err
+	}
+	resp, err := h.external(streamToExternal(s, port))
+	return resp, "-", err
+}
+
+func streamToExternal(s stream, port int) ExternalRequest {
+	e := ExternalRequest{Scheme: "http", Host: hostHeader(s.req), Port: port, Method: s.req.Method, Path: s.req.Path, Header: s.req.Headers, Body: s.req.Body}
+	if s.tls {
+		e.Scheme, e.SNI, e.Host = "https", s.sni, s.req.Host
+	}
+	return e
+}
+
+func findCluster(p *Proxy, name string) *cluster.Cluster {
+	for _, c := range p.XDS.Clusters {
+		if c.GetName() == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// parseClusterName reads Istio's outbound|port|subset|host.
+func parseClusterName(name string) (port int, subset, host string, ok bool) {
+	parts := strings.Split(name, "|")
+	if len(parts) != 4 || parts[0] != "outbound" {
+		return 0, "", "", false
+	}
+	port, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return 0, "", "", false
+	}
+	return port, parts[2], parts[3], true
+}
+
+// clusterTLS reads a cluster's upstream TLS: its transport socket or, with auto mTLS, the
+// transport_socket_matches entry for endpoints labelled tlsMode=istio (gateway pods are).
+func clusterTLS(c *cluster.Cluster, istioEndpoint bool) (upstreamTLS, error) {
+	ts := c.GetTransportSocket()
+	if ts == nil && istioEndpoint {
+		for _, m := range c.GetTransportSocketMatches() {
+			if m.GetMatch().GetFields()["tlsMode"].GetStringValue() == "istio" {
+				ts = m.GetTransportSocket()
+				break
+			}
+		}
+	}
+	if ts == nil || ts.GetName() != "envoy.transport_sockets.tls" {
+		return upstreamTLS{}, nil
+	}
+	u := &tlsv3.UpstreamTlsContext{}
+	if err := ts.GetTypedConfig().UnmarshalTo(u); err != nil {
+		return upstreamTLS{}, fmt.Errorf("cluster %s: upstream TLS context: %w", c.GetName(), err)
+	}
+	out := upstreamTLS{sni: u.GetSni()}
+	for _, s := range u.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
+		if s.GetName() == "default" {
+			out.mtls = true
+		}
+	}
+	out.simple = !out.mtls
+	return out, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// external sends a request out of the mesh and records it in the trace.
+func (h *hop) external(req ExternalRequest) (Response, error) {
+	resp, err := h.world.External(req)
+	h.res.tracef("external %s://%s:%d sni=%q %s %s -> %d (err=%v)", req.Scheme, req.Host, req.Port, req.SNI, req.Method, req.Path, resp.Status, err)
+	return resp, err
+}

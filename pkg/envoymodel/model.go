@@ -1,0 +1,182 @@
+// Package envoymodel predicts what Envoy does with a request, given the xDS Istio generated for each
+// proxy on the path. Istio's own pilot/pkg/simulation matches listeners, filter chains, routes and
+// clusters; this package chains the hops as Envoy would (client sidecar -> egress gateway ->
+// external host), evaluates the RBAC filters Istio generated, models Envoy's local responses
+// (direct responses, no healthy upstream, RBAC denials, closed connections), and writes the access-log
+// entry each proxy would write.
+//
+// The model is one; its xDS has two sources: Istio's control plane in process (the offline backend)
+// and a live istiod (the control-plane probe). Anything it cannot decide it reports as out of model,
+// naming the part of Envoy that would be needed.
+package envoymodel
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/outcome"
+)
+
+// XDS is one proxy's configuration as Envoy receives it.
+type XDS struct {
+	Listeners []*listener.Listener
+	Clusters  []*cluster.Cluster
+	Routes    []*route.RouteConfiguration
+}
+
+// Proxy is one Envoy on the path.
+type Proxy struct {
+	// Ref names the workload whose proxy this is (name@namespace), for access logs.
+	Ref string
+	// Gateway is true for a gateway (no iptables capture: calls arrive on its listeners directly).
+	Gateway bool
+	// Identity is the proxy's SPIFFE identity, spiffe://cluster.local/ns/NS/sa/SA.
+	Identity string
+	// IP is the pod address.
+	IP  string
+	XDS *XDS
+}
+
+// Request is what the application sends.
+type Request struct {
+	Method  string
+	Scheme  string
+	Host    string
+	Port    int
+	Path    string
+	Headers http.Header
+	Body    string
+}
+
+// Response is what arrives back at the application, or a connection that ended without one.
+type Response struct {
+	// Status 0 means no HTTP response: see Reset.
+	Status  int
+	Headers http.Header
+	Body    string
+	// Proto is the HTTP version the client spoke end to end ("1.1" or "2").
+	Proto string
+	// Reset means the connection was closed without a response.
+	Reset bool
+}
+
+// ExternalRequest is a request that left the mesh for an external host.
+type ExternalRequest struct {
+	// Scheme is https when TLS reaches the external host (the client's own TLS passed through, or
+	// TLS originated by a proxy), else http.
+	Scheme string
+	// Host is the Host header (HTTP) or SNI (passed-through TLS).
+	Host   string
+	SNI    string
+	Port   int
+	Method string
+	Path   string
+	Header http.Header
+	Body   string
+}
+
+// World answers what lies outside the xDS: which proxy serves a gateway Service, and what an external
+// host answers.
+type World interface {
+	// Gateway returns the gateway proxy behind a Service host and the target port for a Service
+	// port, or ok=false when the host is not a gateway of the mesh.
+	Gateway(host string, port int) (p *Proxy, targetPort int, ok bool, err error)
+	// External answers a request to a host outside the mesh.
+	External(req ExternalRequest) (Response, error)
+}
+
+// Result is the prediction for one request.
+type Result struct {
+	Response Response
+	// Logs are the access-log entries written, by proxy ref.
+	Logs map[string][]outcome.LogEntry
+	// Trace explains each hop, for diagnostics.
+	Trace []string
+}
+
+func (r *Result) log(p *Proxy, e outcome.LogEntry) {
+	if r.Logs == nil {
+		r.Logs = map[string][]outcome.LogEntry{}
+	}
+	for _, f := range outcome.LogFields {
+		if _, ok := e[f]; !ok {
+			e[f] = "-"
+		}
+	}
+	r.Logs[p.Ref] = append(r.Logs[p.Ref], e)
+}
+
+func (r *Result) tracef(format string, args ...any) {
+	r.Trace = append(r.Trace, fmt.Sprintf(format, args...))
+}
+
+// OutOfModel reports a request whose outcome depends on Envoy behaviour this model does not cover.
+func OutOfModel(format string, args ...any) error {
+	return &backend.OutOfModelError{Need: fmt.Sprintf(format, args...)}
+}
+
+// Send predicts the outcome of req sent by an application whose sidecar is client (nil: the
+// application has no sidecar and talks to the network directly).
+func Send(client *Proxy, req Request, world World) (*Result, error) {
+	res := &Result{}
+	if req.Headers == nil {
+		req.Headers = http.Header{}
+	}
+	proto := "1.1"
+	if req.Scheme == "https" {
+		// curl offers h2 by ALPN; TLS that ends at the external host negotiates it there.
+		proto = "2"
+	}
+	if client == nil {
+		res.tracef("no sidecar: request goes to %s directly", req.Host)
+		resp, err := (&hop{world: world, res: res}).external(externalFromApp(req))
+		if err != nil {
+			return nil, err
+		}
+		resp.Proto = proto
+		res.Response = resp
+		return res, nil
+	}
+	h := &hop{world: world, res: res}
+	var resp Response
+	var err error
+	if req.Scheme == "http" {
+		resp, err = h.sidecarHTTP(client, req)
+		resp.Proto = "1.1"
+	} else {
+		resp, err = h.sidecarTLS(client, req)
+		if !resp.Reset {
+			resp.Proto = proto
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Response = resp
+	return res, nil
+}
+
+func externalFromApp(req Request) ExternalRequest {
+	e := ExternalRequest{Scheme: req.Scheme, Host: req.Host, Port: req.Port, Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
+	if req.Scheme == "https" {
+		e.SNI = req.Host
+	}
+	return e
+}
+
+// hostHeader is the Host header curl sends for the request.
+func hostHeader(req Request) string {
+	if (req.Scheme == "http" && req.Port == 80) || (req.Scheme == "https" && req.Port == 443) {
+		return req.Host
+	}
+	return req.Host + ":" + strconv.Itoa(req.Port)
+}
+
+var errRecovered = errors.New("simulation failed")

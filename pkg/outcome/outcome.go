@@ -1,0 +1,283 @@
+// Package outcome defines, in one place, every outcome a probe can be expected to show and how an
+// observed curl run is compared with it.
+//
+// The words of SCENARIOS.md, precisely:
+//
+//   - an HTTP status (200, 301, 403, 502...): curl exited 0 and %{http_code} is that status.
+//   - reset: no HTTP response; curl exited with one of ResetExitCodes and %{http_code} is 000. Envoy
+//     closing a connection it routed to BlackHoleCluster, or refusing a TLS handshake, shows as 35
+//     (TLS connect: "SSL_ERROR_SYSCALL", "Connection reset by peer"), 52 (empty reply: the connection
+//     closed before any response byte) or 56 (receive failure: reset mid-read). Exit 7 (connection
+//     refused) is not a reset: with a sidecar the connect always reaches the local Envoy, so a refusal
+//     means the client is not in the mesh, a different outcome. The ASM seeds' "connection refused" is
+//     their loose word for the same curl exit 35/56.
+//   - timeout: no connection at all (a NetworkPolicy drop): curl exit 28 (--connect-timeout or
+//     --max-time elapsed) or 7 (a CNI that rejects instead of dropping); %{http_code} 000.
+//   - header equals: a response header (name case-insensitive) has exactly this value.
+//   - body contains / body matches: a substring, or a Go regular expression, of the response body.
+//   - HTTP version: the protocol of the final response (%{http_version}: 1.1, 2).
+package outcome
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ResetExitCodes are the curl exit codes accepted as "reset".
+var ResetExitCodes = []int{35, 52, 56}
+
+// TimeoutExitCodes are the curl exit codes accepted as "timeout".
+var TimeoutExitCodes = []int{28, 7}
+
+// Kind of a single expected result.
+type Kind string
+
+const (
+	KindStatus  Kind = "status"
+	KindReset   Kind = "reset"
+	KindTimeout Kind = "timeout"
+)
+
+// Result is one acceptable result: an HTTP status, reset or timeout.
+type Result struct {
+	Kind   Kind
+	Status int
+}
+
+func (r Result) String() string {
+	if r.Kind == KindStatus {
+		return strconv.Itoa(r.Status)
+	}
+	return string(r.Kind)
+}
+
+// ParseResult reads "301", "reset" or "timeout".
+func ParseResult(s string) (Result, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "reset":
+		return Result{Kind: KindReset}, nil
+	case "timeout":
+		return Result{Kind: KindTimeout}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 || n > 599 {
+		return Result{}, fmt.Errorf("result %q: want an HTTP status (100-599), \"reset\" or \"timeout\"", s)
+	}
+	return Result{Kind: KindStatus, Status: n}, nil
+}
+
+// Results is a set of acceptable results; YAML takes a scalar or a list ("502 or 403").
+type Results []Result
+
+// UnmarshalYAML accepts `result: 301`, `result: reset` or `result: [502, 403]`.
+func (rs *Results) UnmarshalYAML(n *yaml.Node) error {
+	var items []*yaml.Node
+	switch n.Kind {
+	case yaml.ScalarNode:
+		items = []*yaml.Node{n}
+	case yaml.SequenceNode:
+		items = n.Content
+	default:
+		return fmt.Errorf("line %d: result: want a status, reset, timeout, or a list of them", n.Line)
+	}
+	for _, it := range items {
+		if it.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: result: list items must be scalars", it.Line)
+		}
+		r, err := ParseResult(it.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: %v", it.Line, err)
+		}
+		*rs = append(*rs, r)
+	}
+	return nil
+}
+
+// MarshalYAML writes the compact form back.
+func (rs Results) MarshalYAML() (any, error) {
+	if len(rs) == 1 {
+		return rs[0].String(), nil
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return out, nil
+}
+
+func (rs Results) String() string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return strings.Join(out, " or ")
+}
+
+// Expected is what a probe must show. Result is required; the rest narrow it.
+type Expected struct {
+	Result       Results           `yaml:"result" json:"result"`
+	HTTPVersion  string            `yaml:"httpVersion,omitempty" json:"httpVersion,omitempty"`
+	Headers      map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	BodyContains string            `yaml:"bodyContains,omitempty" json:"bodyContains,omitempty"`
+	BodyMatches  string            `yaml:"bodyMatches,omitempty" json:"bodyMatches,omitempty"`
+}
+
+// Validate checks the expectation is well formed.
+func (e *Expected) Validate() error {
+	if len(e.Result) == 0 {
+		return fmt.Errorf("result: required")
+	}
+	if e.BodyMatches != "" {
+		if _, err := regexp.Compile(e.BodyMatches); err != nil {
+			return fmt.Errorf("bodyMatches: %v", err)
+		}
+	}
+	if e.HTTPVersion != "" && e.HTTPVersion != "1.1" && e.HTTPVersion != "2" && e.HTTPVersion != "1.0" {
+		return fmt.Errorf("httpVersion: %q, want 1.0, 1.1 or 2", e.HTTPVersion)
+	}
+	return nil
+}
+
+// Positive reports whether the expectation is of a response arriving (an HTTP status below 400);
+// positive results need several successes in a row, negative ones must keep holding.
+func (e *Expected) Positive() bool {
+	for _, r := range e.Result {
+		if r.Kind != KindStatus || r.Status >= 400 {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Expected) String() string {
+	s := e.Result.String()
+	if e.HTTPVersion != "" {
+		s += " HTTP/" + e.HTTPVersion
+	}
+	for _, k := range sortedKeys(e.Headers) {
+		s += fmt.Sprintf(", %s: %s", k, e.Headers[k])
+	}
+	if e.BodyContains != "" {
+		s += fmt.Sprintf(", body has %q", e.BodyContains)
+	}
+	if e.BodyMatches != "" {
+		s += fmt.Sprintf(", body ~ /%s/", e.BodyMatches)
+	}
+	return s
+}
+
+// Observed is what one curl run showed, captured together.
+type Observed struct {
+	// ExitCode is curl's exit code.
+	ExitCode int `json:"exitCode"`
+	// HTTPCode is %{http_code}: 0 when no response arrived.
+	HTTPCode    int    `json:"httpCode"`
+	HTTPVersion string `json:"httpVersion,omitempty"`
+	// Headers of the final response, names lower-cased; repeated headers joined with ", ".
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+	// ErrorMessage is curl's own error (%{errormsg}, or stderr).
+	ErrorMessage string        `json:"error,omitempty"`
+	Duration     time.Duration `json:"duration"`
+}
+
+// Summary is a short human form: "301", "reset (exit 35)", "000 exit 7".
+func (o Observed) Summary() string {
+	switch {
+	case o.ExitCode == 0 && o.HTTPCode > 0:
+		if o.HTTPVersion != "" {
+			return fmt.Sprintf("%d HTTP/%s", o.HTTPCode, o.HTTPVersion)
+		}
+		return strconv.Itoa(o.HTTPCode)
+	case o.HTTPCode == 0 && contains(ResetExitCodes, o.ExitCode):
+		return fmt.Sprintf("reset (exit %d)", o.ExitCode)
+	case o.HTTPCode == 0 && contains(TimeoutExitCodes, o.ExitCode):
+		return fmt.Sprintf("timeout (exit %d)", o.ExitCode)
+	default:
+		return fmt.Sprintf("http %03d exit %d %s", o.HTTPCode, o.ExitCode, o.ErrorMessage)
+	}
+}
+
+// Is reports whether the observation is the given single result.
+func (o Observed) Is(r Result) bool {
+	switch r.Kind {
+	case KindStatus:
+		return o.ExitCode == 0 && o.HTTPCode == r.Status
+	case KindReset:
+		return o.HTTPCode == 0 && contains(ResetExitCodes, o.ExitCode)
+	case KindTimeout:
+		return o.HTTPCode == 0 && contains(TimeoutExitCodes, o.ExitCode)
+	}
+	return false
+}
+
+// Match compares an observation with an expectation; the error says what differed.
+func Match(e *Expected, o Observed) error {
+	ok := false
+	for _, r := range e.Result {
+		if o.Is(r) {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return fmt.Errorf("expected %s, observed %s", e.Result, o.Summary())
+	}
+	if e.HTTPVersion != "" && o.HTTPVersion != e.HTTPVersion {
+		return fmt.Errorf("expected HTTP/%s, observed HTTP/%s", e.HTTPVersion, o.HTTPVersion)
+	}
+	for _, k := range sortedKeys(e.Headers) {
+		got, present := o.Headers[strings.ToLower(k)]
+		if !present {
+			return fmt.Errorf("expected header %s: %s, observed no such header", k, e.Headers[k])
+		}
+		if got != e.Headers[k] {
+			return fmt.Errorf("expected header %s: %s, observed %s: %s", k, e.Headers[k], k, got)
+		}
+	}
+	if e.BodyContains != "" && !strings.Contains(o.Body, e.BodyContains) {
+		return fmt.Errorf("expected body to contain %q, observed body %q", e.BodyContains, clip(o.Body, 300))
+	}
+	if e.BodyMatches != "" {
+		re, err := regexp.Compile(e.BodyMatches)
+		if err != nil {
+			return fmt.Errorf("bodyMatches: %v", err)
+		}
+		if !re.MatchString(o.Body) {
+			return fmt.Errorf("expected body to match /%s/, observed body %q", e.BodyMatches, clip(o.Body, 300))
+		}
+	}
+	return nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

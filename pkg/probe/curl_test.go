@@ -1,0 +1,213 @@
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egressconf/egressconf/pkg/outcome"
+)
+
+func TestParseCurl(t *testing.T) {
+	cases := []struct {
+		cmd                string
+		method, host, path string
+		scheme             string
+		port               int
+		data               string
+	}{
+		{"curl -I http://www.aliyun.com", "HEAD", "www.aliyun.com", "/", "http", 80, ""},
+		{`curl -s -o /dev/null -w "%{http_code}\n" http://www.httpbin.org`, "GET", "www.httpbin.org", "/", "http", 80, ""},
+		{"curl -X POST http://www.httpbin.org/post", "POST", "www.httpbin.org", "/post", "http", 80, ""},
+		{"curl -I https://developers.google.com", "HEAD", "developers.google.com", "/", "https", 443, ""},
+		{"curl -s http://httpbin.org/anything?x=1", "GET", "httpbin.org", "/anything?x=1", "http", 80, ""},
+		{"curl -d 'a=b c' http://h:8080/p", "POST", "h", "/p", "http", 8080, "a=b c"},
+	}
+	for _, c := range cases {
+		r, err := ParseCurl(c.cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", c.cmd, err)
+		}
+		if r.Method != c.method || r.Host != c.host || r.Path != c.path || r.Scheme != c.scheme || r.Port != c.port || r.Data != c.data {
+			t.Errorf("%s: got %+v", c.cmd, r)
+		}
+	}
+	for _, bad := range []string{"", "wget http://x", "curl", "curl -k https://x", "curl ftp://x", "curl -I -X GET http://x", "curl 'http://x", "curl http://a http://b", "curl -X"} {
+		if _, err := ParseCurl(bad); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
+}
+
+func runCurl(t *testing.T, req *Request, o Options) outcome.Observed {
+	t.Helper()
+	cmd := exec.Command("curl", Args(req, o)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	obs, perr := ParseOutput(stdout.String(), stderr.String(), code)
+	if perr != nil {
+		t.Fatalf("parse: %v\nstdout=%q", perr, stdout.String())
+	}
+	return obs
+}
+
+func mustParse(t *testing.T, cmd string) *Request {
+	t.Helper()
+	r, err := ParseCurl(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRealCurl runs the real curl binary against loopback servers for every outcome kind.
+func TestRealCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is required: apt-get install curl")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			w.Header().Set("Location", "https://www.aliyun.com/")
+			w.WriteHeader(301)
+		case "/post":
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(200)
+			io.WriteString(w, r.Method+" "+string(b)+"\n\nsecond paragraph\nHTTP/1.1 200 not a header")
+		default:
+			w.Header().Set("Server", "envoy")
+			w.Header().Add("X-Multi", "a")
+			w.Header().Add("X-Multi", "b")
+			w.WriteHeader(403)
+			io.WriteString(w, "RBAC: access denied")
+		}
+	}))
+	defer srv.Close()
+	o := Options{ConnectTimeout: 2 * time.Second, MaxTime: 3 * time.Second}
+
+	obs := runCurl(t, mustParse(t, "curl -I "+srv.URL+"/redirect"), o)
+	if err := outcome.Match(&outcome.Expected{Result: outcome.Results{{Kind: outcome.KindStatus, Status: 301}}, Headers: map[string]string{"Location": "https://www.aliyun.com/"}}, obs); err != nil {
+		t.Errorf("HEAD 301: %v (%+v)", err, obs)
+	}
+	obs = runCurl(t, mustParse(t, "curl "+srv.URL+"/x"), o)
+	if obs.HTTPCode != 403 || obs.Body != "RBAC: access denied" || obs.Headers["server"] != "envoy" || obs.Headers["x-multi"] != "a, b" || obs.HTTPVersion != "1.1" {
+		t.Errorf("GET 403: %+v", obs)
+	}
+	obs = runCurl(t, mustParse(t, "curl -d hello "+srv.URL+"/post"), o)
+	if obs.HTTPCode != 200 || !strings.HasPrefix(obs.Body, "POST hello\n\nsecond paragraph") {
+		t.Errorf("POST: %+v", obs)
+	}
+
+	// A connection accepted and closed at once: Envoy's BlackHoleCluster on plain HTTP.
+	closer := listen(t, func(c net.Conn) { c.Close() })
+	obs = runCurl(t, mustParse(t, "curl http://"+closer), o)
+	if !obs.Is(outcome.Result{Kind: outcome.KindReset}) {
+		t.Errorf("closed connection: %s, want reset", obs.Summary())
+	}
+	// The same on TLS: curl exit 35.
+	obs = runCurl(t, mustParse(t, "curl -I https://"+closer), o)
+	if obs.ExitCode != 35 || !obs.Is(outcome.Result{Kind: outcome.KindReset}) {
+		t.Errorf("TLS closed: %s, want reset (exit 35)", obs.Summary())
+	}
+	// Accepted but never answered: --max-time gives 28, a timeout.
+	silent := listen(t, func(c net.Conn) { time.Sleep(5 * time.Second); c.Close() })
+	obs = runCurl(t, mustParse(t, "curl http://"+silent), Options{MaxTime: 500 * time.Millisecond})
+	if obs.ExitCode != 28 || !obs.Is(outcome.Result{Kind: outcome.KindTimeout}) {
+		t.Errorf("silent: %s, want timeout (28)", obs.Summary())
+	}
+	// Refused: exit 7, which is a timeout-class outcome (no connection), never a reset.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	obs = runCurl(t, mustParse(t, "curl http://"+addr), o)
+	if obs.ExitCode != 7 || obs.Is(outcome.Result{Kind: outcome.KindReset}) {
+		t.Errorf("refused: %s", obs.Summary())
+	}
+}
+
+func listen(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestParseOutputRejectsMissingWriteOut(t *testing.T) {
+	if _, err := ParseOutput("", "sh: curl: not found", 127); err == nil {
+		t.Fatal("a curl that never ran was parsed as an outcome")
+	}
+	if _, err := ParseOutput("HTTP/1.1 200 OK\r\n\r\n"+Marker+`{"http_code":200,"exitcode":0}`, "", 6); err == nil {
+		t.Fatal("exit code mismatch accepted")
+	}
+}
+
+func TestParseOutput100Continue(t *testing.T) {
+	out := "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\n\r\nRBAC: access denied" + Marker + `{"http_code":403,"http_version":"1.1","exitcode":0}`
+	obs, err := ParseOutput(out, "", 0)
+	if err != nil || obs.HTTPCode != 403 || obs.Headers["content-length"] != "19" || obs.Body != "RBAC: access denied" {
+		t.Fatalf("%+v %v", obs, err)
+	}
+}
+
+// FuzzParseOutput: the parser never panics and never reports a status without a write-out.
+func FuzzParseOutput(f *testing.F) {
+	f.Add("HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody"+Marker+`{"http_code":200,"exitcode":0}`, "", 0)
+	f.Add(Marker+`{"http_code":0,"exitcode":35,"errormsg":"SSL"}`, "curl: (35)", 35)
+	f.Add("HTTP/2 200\n\n"+Marker+`{}`, "", 0)
+	f.Add("garbage", "err", 1)
+	f.Fuzz(func(t *testing.T, stdout, stderr string, code int) {
+		obs, err := ParseOutput(stdout, stderr, code)
+		if err != nil {
+			return
+		}
+		if !strings.Contains(stdout, Marker) {
+			t.Fatalf("parsed without marker: %+v", obs)
+		}
+		if obs.ExitCode != code {
+			t.Fatalf("exit code %d, process said %d", obs.ExitCode, code)
+		}
+		_ = obs.Summary()
+	})
+}
+
+func FuzzParseCurl(f *testing.F) {
+	f.Add("curl -I http://www.aliyun.com")
+	f.Add(`curl -s -o /dev/null -w "%{http_code}\n" http://www.httpbin.org`)
+	f.Fuzz(func(t *testing.T, cmd string) {
+		r, err := ParseCurl(cmd)
+		if err != nil {
+			return
+		}
+		if r.Host == "" || (r.Scheme != "http" && r.Scheme != "https") || r.Method == "" {
+			t.Fatalf("accepted incomplete request %+v", r)
+		}
+	})
+}

@@ -1,0 +1,131 @@
+// Package report holds the results of a run and writes them out: JUnit XML for CI, a Markdown
+// truth table a person reads at a glance, and a versioned conformance report for vendors.
+package report
+
+import (
+	"time"
+
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/catalog"
+)
+
+// Verdict of one expectation.
+type Verdict string
+
+const (
+	// Pass: every check was observed as expected.
+	Pass Verdict = "pass"
+	// Fail: a check was observed and differed from the expectation.
+	Fail Verdict = "fail"
+	// Error: a check could not be observed (probe did not run, step failed): never a pass.
+	Error Verdict = "error"
+	// Skip: the backend cannot observe this expectation; the reason says why.
+	Skip Verdict = "skip"
+)
+
+// CheckResult is one probe or log read of an expectation.
+type CheckResult struct {
+	Description string  `json:"description" yaml:"description"`
+	Expected    string  `json:"expected" yaml:"expected"`
+	Observed    string  `json:"observed" yaml:"observed"`
+	Verdict     Verdict `json:"verdict" yaml:"verdict"`
+	Message     string  `json:"message,omitempty" yaml:"message,omitempty"`
+	// Attempts is how many probes ran (a positive needs several in a row, a negative keeps holding).
+	Attempts int           `json:"attempts" yaml:"attempts"`
+	Duration time.Duration `json:"duration" yaml:"duration"`
+}
+
+// Result is the outcome of one expectation ID.
+type Result struct {
+	ID       string `json:"id" yaml:"id"`
+	Group    string `json:"group" yaml:"group"`
+	Scenario string `json:"scenario" yaml:"scenario"`
+	Profile  string `json:"profile" yaml:"profile"`
+	Step     string `json:"step" yaml:"step"`
+	// Kind is documented or derived.
+	Kind   string            `json:"kind" yaml:"kind"`
+	Source *catalog.Citation `json:"source,omitempty" yaml:"source,omitempty"`
+	Drift  string            `json:"drift,omitempty" yaml:"drift,omitempty"`
+	// From and Request summarise the checks for the truth table.
+	From     string  `json:"from" yaml:"from"`
+	Request  string  `json:"request" yaml:"request"`
+	Expected string  `json:"expected" yaml:"expected"`
+	Observed string  `json:"observed" yaml:"observed"`
+	Verdict  Verdict `json:"verdict" yaml:"verdict"`
+	// Message explains a fail, error or skip.
+	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+	// Backend and Oracle name what produced the result: never leave a reader guessing whether it
+	// was observed or predicted.
+	Backend     string         `json:"backend" yaml:"backend"`
+	Oracle      backend.Oracle `json:"oracle" yaml:"oracle"`
+	Duration    time.Duration  `json:"duration" yaml:"duration"`
+	Checks      []CheckResult  `json:"checks" yaml:"checks"`
+	Diagnostics string         `json:"diagnostics,omitempty" yaml:"diagnostics,omitempty"`
+}
+
+// Implementation identifies who ran the suite against what, as the Gateway API's report does.
+type Implementation struct {
+	Organization string   `json:"organization" yaml:"organization"`
+	Project      string   `json:"project" yaml:"project"`
+	URL          string   `json:"url,omitempty" yaml:"url,omitempty"`
+	Version      string   `json:"version" yaml:"version"`
+	Contact      []string `json:"contact,omitempty" yaml:"contact,omitempty"`
+}
+
+// Run is one execution of the suite.
+type Run struct {
+	ID             string         `json:"id" yaml:"id"`
+	Started        time.Time      `json:"started" yaml:"started"`
+	Finished       time.Time      `json:"finished" yaml:"finished"`
+	Backend        backend.Info   `json:"backend" yaml:"backend"`
+	Implementation Implementation `json:"implementation" yaml:"implementation"`
+	// Measurements are extra facts for the summary (wall time, peak memory...), in order.
+	Measurements []Measurement `json:"measurements,omitempty" yaml:"measurements,omitempty"`
+	Results      []Result      `json:"results" yaml:"results"`
+}
+
+// Measurement is a named value for the summary.
+type Measurement struct {
+	Name  string `json:"name" yaml:"name"`
+	Value string `json:"value" yaml:"value"`
+}
+
+// Counts tallies verdicts.
+type Counts struct {
+	Passed  int `json:"passed" yaml:"passed"`
+	Failed  int `json:"failed" yaml:"failed"`
+	Errored int `json:"errored" yaml:"errored"`
+	Skipped int `json:"skipped" yaml:"skipped"`
+}
+
+// Add counts one verdict.
+func (c *Counts) Add(v Verdict) {
+	switch v {
+	case Pass:
+		c.Passed++
+	case Fail:
+		c.Failed++
+	case Error:
+		c.Errored++
+	case Skip:
+		c.Skipped++
+	}
+}
+
+// Total is the number of results counted.
+func (c Counts) Total() int { return c.Passed + c.Failed + c.Errored + c.Skipped }
+
+// Counts tallies the run.
+func (r *Run) Counts() Counts {
+	var c Counts
+	for _, res := range r.Results {
+		c.Add(res.Verdict)
+	}
+	return c
+}
+
+// OK reports whether nothing failed or errored.
+func (r *Run) OK() bool {
+	c := r.Counts()
+	return c.Failed == 0 && c.Errored == 0
+}

@@ -1,0 +1,446 @@
+// Package runner executes a scenario's steps against a backend and turns each expectation into a
+// result: it applies changes, waits for convergence, probes with the consistency rules (several
+// successes in a row for a positive, a holding window for a negative), reads access logs, and
+// collects diagnostics before any cleanup.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/report"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Backend  backend.Backend
+	Timeouts Timeouts
+	// Progress receives one line per step and per expectation; nil discards.
+	Progress io.Writer
+	// ReportDir is reports/<run>; diagnostics go to ReportDir/diagnostics/<ID>.
+	ReportDir string
+	// Transform rewrites each object before it reaches the backend (the ASM translation where no
+	// controller serves the CRD; the hermetic trust adaptation). Nil applies objects as they are.
+	Transform func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+}
+
+// Runner runs scenarios one at a time. It is not safe for concurrent use.
+type Runner struct {
+	o    Options
+	info backend.Info
+
+	scenario *catalog.Scenario
+	// broken is why the current scenario cannot be observed any more (a failed setup or step).
+	broken error
+	// missing maps a capability the backend lacks to the step that needed it.
+	missing map[string]string
+	// started records when each expectation's probes began, for access-log reads.
+	started map[string]time.Time
+	results []report.Result
+}
+
+// New makes a runner.
+func New(o Options) *Runner {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Timeouts == (Timeouts{}) {
+		o.Timeouts = DefaultTimeouts()
+	}
+	return &Runner{o: o, info: o.Backend.Info()}
+}
+
+// Results returns every result recorded so far, in order.
+func (r *Runner) Results() []report.Result { return r.results }
+
+func (r *Runner) progress(format string, args ...any) {
+	fmt.Fprintf(r.o.Progress, format+"\n", args...)
+}
+
+// RunScenario runs a whole scenario: setup, every step with its expectations, teardown.
+func (r *Runner) RunScenario(ctx context.Context, s *catalog.Scenario) error {
+	r.Begin(ctx, s)
+	for i := range s.Spec.Steps {
+		st := &s.Spec.Steps[i]
+		r.Step(ctx, i, st)
+		for j := range st.Expect {
+			r.Check(ctx, st, &st.Expect[j])
+		}
+	}
+	return r.End(ctx)
+}
+
+// Begin sets a scenario up. A failure is recorded: every expectation of the scenario then ends as
+// an error naming it.
+func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
+	r.scenario, r.broken = s, nil
+	r.missing = map[string]string{}
+	r.started = map[string]time.Time{}
+	start := time.Now()
+	r.progress("== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
+	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
+	defer cancel()
+	if err := r.o.Backend.Setup(cctx, s); err != nil {
+		r.broken = fmt.Errorf("setup of %s failed: %w", s.Metadata.Group, err)
+		r.progress("   setup FAILED after %s: %v", since(start), err)
+		return
+	}
+	r.progress("   setup %s", since(start))
+}
+
+// Step runs one step's actions in their fixed order, then waits for convergence.
+func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
+	if r.broken != nil {
+		return
+	}
+	start := time.Now()
+	if err := r.actions(ctx, st); err != nil {
+		r.broken = fmt.Errorf("step %d %q failed: %w", index+1, st.Name, err)
+		r.progress("   step %d/%d %s: FAILED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Converge)
+	defer cancel()
+	if err := r.o.Backend.Converge(cctx); err != nil {
+		r.broken = fmt.Errorf("step %d %q: proxies did not converge: %w", index+1, st.Name, err)
+		r.progress("   step %d/%d %s: NOT CONVERGED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
+		return
+	}
+	r.progress("   step %d/%d %s (%s)", index+1, len(r.scenario.Spec.Steps), st.Name, since(start))
+}
+
+func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
+	b, s := r.o.Backend, r.scenario
+	if st.MeshPolicy != "" {
+		if err := b.SetMeshPolicy(ctx, st.MeshPolicy); err != nil {
+			return fmt.Errorf("meshPolicy %s: %w", st.MeshPolicy, err)
+		}
+	}
+	for _, res := range st.Delete {
+		m, err := r.manifest(res)
+		if err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, m); err != nil {
+			return fmt.Errorf("delete %s: %w", res.Key(), err)
+		}
+	}
+	for _, ref := range st.Remove {
+		w, _ := s.Workload(ref)
+		if err := b.Remove(ctx, w); err != nil {
+			return fmt.Errorf("remove %s: %w", ref, err)
+		}
+	}
+	for _, ref := range st.Deploy {
+		w, _ := s.Workload(ref)
+		if err := b.Deploy(ctx, w); err != nil {
+			return fmt.Errorf("deploy %s: %w", ref, err)
+		}
+	}
+	for _, res := range st.Apply {
+		if res.Requires != "" && !r.info.Capabilities[res.Requires] {
+			r.missing[res.Requires] = fmt.Sprintf("backend %s lacks capability %q needed by %s", r.info.Name, res.Requires, res.Key())
+			r.progress("   not applying %s: %s", res.Key(), r.missing[res.Requires])
+			continue
+		}
+		m, err := r.manifest(res)
+		if err != nil {
+			return err
+		}
+		if err := b.Apply(ctx, m); err != nil {
+			return fmt.Errorf("apply %s: %w", res.Key(), err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) manifest(res catalog.Resources) (backend.Manifest, error) {
+	objs, err := r.scenario.Objects(res)
+	if err != nil {
+		return backend.Manifest{}, err
+	}
+	if r.o.Transform != nil {
+		var out []*unstructured.Unstructured
+		for _, o := range objs {
+			t, err := r.o.Transform(o)
+			if err != nil {
+				return backend.Manifest{}, fmt.Errorf("%s: %s %s: %w", res.File, o.GetKind(), o.GetName(), err)
+			}
+			out = append(out, t...)
+		}
+		objs = out
+	}
+	return backend.Manifest{Key: res.Key(), Objects: objs}, nil
+}
+
+// Check evaluates one expectation and records its result.
+func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expectation) report.Result {
+	s := r.scenario
+	res := report.Result{
+		ID: e.ID, Group: s.Metadata.Group, Scenario: s.Metadata.Name, Profile: s.Spec.Profile, Step: st.Name,
+		Kind: e.Kind, Source: e.Source, Drift: e.Drift,
+		Backend: r.info.Name, Oracle: r.info.Oracle,
+	}
+	var froms, requests, expected []string
+	for _, c := range e.Checks {
+		if c.Log != nil {
+			froms = appendUnique(froms, c.Log.Workload)
+			requests = append(requests, "log")
+			expected = append(expected, "log "+c.Log.Entry.String())
+		} else {
+			froms = appendUnique(froms, c.From)
+			requests = append(requests, strings.TrimPrefix(c.Curl, "curl "))
+			expected = append(expected, c.Expect.String())
+		}
+	}
+	res.From, res.Request, res.Expected = strings.Join(froms, ", "), strings.Join(requests, "; "), strings.Join(expected, "; ")
+	start := time.Now()
+	r.started[e.ID] = start
+	res.Verdict, res.Message = r.precheck(e)
+	if res.Verdict == "" {
+		res.Verdict = report.Pass
+		var observed []string
+		for _, c := range e.Checks {
+			cr := r.runCheck(ctx, e, c)
+			res.Checks = append(res.Checks, cr)
+			observed = append(observed, cr.Observed)
+			if cr.Verdict != report.Pass && (res.Verdict == report.Pass || (res.Verdict == report.Skip && cr.Verdict != report.Skip)) {
+				res.Verdict = cr.Verdict
+				res.Message = fmt.Sprintf("%s: %s", cr.Description, cr.Message)
+			}
+		}
+		res.Observed = strings.Join(observed, "; ")
+	}
+	res.Duration = time.Since(start)
+	if res.Verdict == report.Fail || res.Verdict == report.Error {
+		dir := filepath.Join(r.o.ReportDir, "diagnostics", e.ID)
+		if r.o.ReportDir != "" {
+			if err := r.o.Backend.Diagnostics(ctx, dir); err != nil {
+				res.Message += fmt.Sprintf(" (diagnostics incomplete: %v)", err)
+			}
+			res.Diagnostics = dir
+		}
+	}
+	r.results = append(r.results, res)
+	switch res.Verdict {
+	case report.Pass:
+		r.progress("   ok   %-12s %s (%s)", e.ID, res.Observed, since(start))
+	case report.Skip:
+		r.progress("   skip %-12s %s", e.ID, res.Message)
+	default:
+		line := fmt.Sprintf("   %-4s %-12s %s", strings.ToUpper(string(res.Verdict)), e.ID, res.Message)
+		if res.Diagnostics != "" {
+			line += " -- diagnostics: " + res.Diagnostics
+		}
+		r.progress("%s", line)
+	}
+	return res
+}
+
+// precheck decides an expectation that cannot be observed at all: a broken scenario is an error,
+// a missing capability or an unobservable workload is a skip with its reason.
+func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string) {
+	if r.broken != nil {
+		return report.Error, "not observed: " + r.broken.Error()
+	}
+	if e.Requires != "" && !r.info.Capabilities[e.Requires] {
+		if why, ok := r.missing[e.Requires]; ok {
+			return report.Skip, why
+		}
+		return report.Skip, fmt.Sprintf("backend %s lacks capability %q", r.info.Name, e.Requires)
+	}
+	for _, c := range e.Checks {
+		ref := c.From
+		if c.Log != nil {
+			ref = c.Log.Workload
+		}
+		w, _ := r.scenario.Workload(ref)
+		if why := r.o.Backend.Unobservable(w); why != "" {
+			return report.Skip, fmt.Sprintf("%s: %s", ref, why)
+		}
+	}
+	return "", ""
+}
+
+func (r *Runner) runCheck(ctx context.Context, e *catalog.Expectation, c catalog.Check) report.CheckResult {
+	if c.Log != nil {
+		return r.logCheck(ctx, e, c)
+	}
+	return r.probeCheck(ctx, c)
+}
+
+// probeCheck probes until the expectation holds by the consistency rules or the bound passes.
+// A deterministic backend is probed once. A probe that did not run is an error at once.
+func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckResult {
+	t := r.o.Timeouts
+	w, _ := r.scenario.Workload(c.From)
+	cr := report.CheckResult{Description: c.Description(), Expected: c.Expect.String()}
+	start := time.Now()
+	defer func() { cr.Duration = time.Since(start) }()
+
+	need, hold := 1, time.Duration(0)
+	if !r.info.Deterministic {
+		if c.Expect.Positive() {
+			need = max(t.PositiveSuccesses, 1)
+		} else {
+			hold = t.NegativeHold
+		}
+	}
+	deadline := start.Add(t.Eventually)
+	run := 0
+	var firstHeld time.Time
+	for {
+		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
+		cr.Attempts++
+		var oom *backend.OutOfModelError
+		if errors.As(err, &oom) {
+			cr.Verdict, cr.Observed, cr.Message = report.Skip, "out of model", oom.Error()
+			return cr
+		}
+		if err != nil {
+			cr.Verdict, cr.Observed = report.Error, "probe did not run"
+			cr.Message = err.Error()
+			return cr
+		}
+		cr.Observed = obs.Summary()
+		mismatch := outcome.Match(c.Expect, obs)
+		if mismatch == nil {
+			run++
+			if firstHeld.IsZero() {
+				firstHeld = time.Now()
+			}
+		} else {
+			if !firstHeld.IsZero() && hold > 0 {
+				cr.Verdict = report.Fail
+				cr.Message = fmt.Sprintf("held for %s then broke: %v", time.Since(firstHeld).Round(time.Millisecond), mismatch)
+				return cr
+			}
+			run, firstHeld = 0, time.Time{}
+		}
+		if run >= need && (hold == 0 || time.Since(firstHeld) >= hold) {
+			cr.Verdict = report.Pass
+			return cr
+		}
+		if mismatch != nil && (r.info.Deterministic || time.Now().After(deadline)) {
+			cr.Verdict, cr.Message = report.Fail, mismatch.Error()
+			if !r.info.Deterministic {
+				cr.Message += fmt.Sprintf(" (after %d probes over %s)", cr.Attempts, time.Since(start).Round(time.Millisecond))
+			}
+			return cr
+		}
+		if err := pause(ctx, t.ProbeInterval); err != nil {
+			cr.Verdict, cr.Message = report.Error, "interrupted: "+err.Error()
+			return cr
+		}
+	}
+}
+
+// logCheck reads the workload's proxy log since the expectation named by After (default this one)
+// started, until an entry matches or the bound passes.
+func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog.Check) report.CheckResult {
+	w, _ := r.scenario.Workload(c.Log.Workload)
+	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
+	start := time.Now()
+	defer func() { cr.Duration = time.Since(start) }()
+	after := e.ID
+	if c.Log.After != "" {
+		after = c.Log.After
+	}
+	since, ok := r.started[after]
+	if !ok {
+		cr.Verdict, cr.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its log cannot be read", after)
+		return cr
+	}
+	deadline := start.Add(r.o.Timeouts.AccessLog)
+	for {
+		entries, err := r.o.Backend.AccessLog(ctx, w, since)
+		cr.Attempts++
+		if err != nil {
+			cr.Verdict, cr.Observed, cr.Message = report.Error, "log not read", err.Error()
+			return cr
+		}
+		if c.Log.Host != "" {
+			entries = filterHost(entries, c.Log.Host)
+		}
+		err = outcome.MatchLog(c.Log.Entry, entries)
+		if err == nil {
+			cr.Verdict, cr.Observed = report.Pass, "log "+c.Log.Entry.String()
+			return cr
+		}
+		cr.Observed = fmt.Sprintf("%d entries, none matching", len(entries))
+		if r.info.Deterministic || time.Now().After(deadline) {
+			cr.Verdict, cr.Message = report.Fail, err.Error()
+			return cr
+		}
+		if err := pause(ctx, r.o.Timeouts.ProbeInterval); err != nil {
+			cr.Verdict, cr.Message = report.Error, "interrupted: "+err.Error()
+			return cr
+		}
+	}
+}
+
+func filterHost(entries []outcome.LogEntry, host string) []outcome.LogEntry {
+	var out []outcome.LogEntry
+	for _, e := range entries {
+		if e["authority"] == host || e["requested_server_name"] == host {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// End tears the scenario down, restoring what it changed.
+func (r *Runner) End(ctx context.Context) error {
+	if r.scenario == nil {
+		return nil
+	}
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeouts.Teardown)
+	defer cancel()
+	err := r.o.Backend.Teardown(cctx, r.scenario)
+	if err != nil {
+		r.progress("   teardown FAILED after %s: %v", since(start), err)
+		err = fmt.Errorf("teardown of %s: %w", r.scenario.Metadata.Group, err)
+	} else {
+		r.progress("   teardown %s", since(start))
+	}
+	r.scenario = nil
+	return err
+}
+
+// pause waits d unless ctx ends first. It spaces probes of a poll; it never stands in for a
+// condition.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
+
+func appendUnique(xs []string, x string) []string {
+	for _, v := range xs {
+		if v == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}

@@ -1,0 +1,203 @@
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egressconf/egressconf/internal/fakebackend"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/report"
+	"github.com/egressconf/egressconf/pkg/runner"
+)
+
+func loadBasic(t *testing.T) *catalog.Scenario {
+	t.Helper()
+	c, err := catalog.LoadPaths("testdata/basic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := catalog.Validate(c, catalog.ValidateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return c.Scenarios[0]
+}
+
+func status(code int) outcome.Observed { return outcome.Observed{HTTPCode: code} }
+
+// mesh answers like a REGISTRY_ONLY mesh: 200 for example.com while se.yaml is applied, else 502,
+// and logs the gateway entry for each 200.
+func mesh(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+	if _, ok := b.Applied["se.yaml"]; ok && req.Host == "example.com" {
+		b.Log("istio-egressgateway@istio-system", outcome.LogEntry{"upstream_cluster": "outbound|80||example.com"})
+		return status(200), nil
+	}
+	return status(502), nil
+}
+
+func fastTimeouts() runner.Timeouts {
+	t := runner.DefaultTimeouts()
+	t.ProbeInterval = time.Millisecond
+	t.NegativeHold = 20 * time.Millisecond
+	t.Eventually = 200 * time.Millisecond
+	t.AccessLog = 50 * time.Millisecond
+	return t
+}
+
+func run(t *testing.T, b *fakebackend.Backend) (map[string]report.Result, string) {
+	t.Helper()
+	var out bytes.Buffer
+	dir := t.TempDir()
+	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), Progress: &out, ReportDir: dir})
+	if err := r.RunScenario(context.Background(), loadBasic(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]report.Result{}
+	for _, res := range r.Results() {
+		got[res.ID] = res
+	}
+	return got, out.String()
+}
+
+func TestRunnerVerdictsAndOrder(t *testing.T) {
+	b := fakebackend.New(mesh)
+	got, progress := run(t, b)
+	want := map[string]report.Verdict{
+		"T-POS-01": report.Pass, "T-NEG-01": report.Pass, "T-NP-01": report.Skip,
+		"T-LOG-01": report.Pass, "T-DEL-01": report.Pass,
+	}
+	for id, v := range want {
+		if got[id].Verdict != v {
+			t.Errorf("%s: verdict %s (%s), want %s", id, got[id].Verdict, got[id].Message, v)
+		}
+		if got[id].Oracle != "fake-unit-test-only" {
+			t.Errorf("%s: oracle %q", id, got[id].Oracle)
+		}
+	}
+	if !strings.Contains(got["T-NP-01"].Message, `lacks capability "networkpolicy"`) {
+		t.Errorf("skip reason: %q", got["T-NP-01"].Message)
+	}
+	wantCalls := "setup T1,apply se.yaml,converge,converge,delete se.yaml,converge,teardown T1"
+	if strings.Join(b.Calls, ",") != wantCalls {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(b.Calls, ","), wantCalls)
+	}
+	// A positive expectation needs PositiveSuccesses probes; a negative holds for a window.
+	if n := got["T-POS-01"].Checks[0].Attempts; n != 3 {
+		t.Errorf("positive probed %d times, want 3", n)
+	}
+	if n := got["T-NEG-01"].Checks[0].Attempts; n < 2 {
+		t.Errorf("negative probed %d times, want a holding window", n)
+	}
+	for _, line := range []string{"== T1 basic", "step 1/3 register host", "ok   T-POS-01", "skip T-NP-01", "teardown"} {
+		if !strings.Contains(progress, line) {
+			t.Errorf("progress lacks %q:\n%s", line, progress)
+		}
+	}
+}
+
+func TestDeterministicBackendProbesOnce(t *testing.T) {
+	b := fakebackend.New(mesh)
+	b.Deterministic = true
+	got, _ := run(t, b)
+	if n := got["T-POS-01"].Checks[0].Attempts; n != 1 {
+		t.Errorf("deterministic positive probed %d times, want 1", n)
+	}
+}
+
+func TestNegativeThatBreaksFails(t *testing.T) {
+	n := 0
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		if req.Host == "blocked.example.com" {
+			n++
+			if n > 2 {
+				return status(200), nil
+			}
+			return status(502), nil
+		}
+		return mesh(b, from, req)
+	})
+	got, _ := run(t, b)
+	r := got["T-NEG-01"]
+	if r.Verdict != report.Fail || !strings.Contains(r.Message, "then broke") {
+		t.Fatalf("verdict %s %q, want fail that broke", r.Verdict, r.Message)
+	}
+	if _, err := os.Stat(filepath.Join(r.Diagnostics, "calls.txt")); err != nil {
+		t.Errorf("diagnostics not collected: %v", err)
+	}
+}
+
+func TestFlakyPositiveNeedsARun(t *testing.T) {
+	n := 0
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		if req.Host == "example.com" && b.Applied["se.yaml"].Key != "" {
+			n++
+			if n%2 == 0 {
+				return status(503), nil
+			}
+			return status(200), nil
+		}
+		return mesh(b, from, req)
+	})
+	got, _ := run(t, b)
+	if r := got["T-POS-01"]; r.Verdict != report.Fail {
+		t.Fatalf("alternating 200/503 passed as %s; a positive needs 3 in a row", r.Verdict)
+	}
+}
+
+func TestProbeThatDidNotRunIsAnError(t *testing.T) {
+	b := fakebackend.New(func(*fakebackend.Backend, catalog.Workload, *probe.Request) (outcome.Observed, error) {
+		return outcome.Observed{}, errors.New("exec: container sleep not found")
+	})
+	got, _ := run(t, b)
+	for _, id := range []string{"T-POS-01", "T-NEG-01", "T-DEL-01"} {
+		if got[id].Verdict != report.Error || !strings.Contains(got[id].Message, "container sleep not found") {
+			t.Errorf("%s: %s %q, want error naming the exec failure", id, got[id].Verdict, got[id].Message)
+		}
+	}
+}
+
+func TestBrokenSetupErrorsEveryExpectation(t *testing.T) {
+	b := fakebackend.New(mesh)
+	b.SetupErr = errors.New("namespace demo: forbidden")
+	got, _ := run(t, b)
+	if len(got) != 5 {
+		t.Fatalf("%d results, want all 5", len(got))
+	}
+	for id, r := range got {
+		if r.Verdict != report.Error || !strings.Contains(r.Message, "forbidden") {
+			t.Errorf("%s: %s %q", id, r.Verdict, r.Message)
+		}
+	}
+	if b.Probes != 0 {
+		t.Errorf("probed %d times after a failed setup", b.Probes)
+	}
+}
+
+func TestUnobservableWorkloadIsSkippedNotPassed(t *testing.T) {
+	b := fakebackend.New(mesh)
+	b.NoObserve = map[string]string{"sleep@demo": "sidecar has no Envoy"}
+	got, _ := run(t, b)
+	if r := got["T-POS-01"]; r.Verdict != report.Skip || !strings.Contains(r.Message, "no Envoy") {
+		t.Errorf("T-POS-01: %s %q", r.Verdict, r.Message)
+	}
+}
+
+func TestMissingLogEntryFails(t *testing.T) {
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		if _, ok := b.Applied["se.yaml"]; ok && req.Host == "example.com" {
+			return status(200), nil // no log entry written
+		}
+		return status(502), nil
+	})
+	got, _ := run(t, b)
+	if r := got["T-LOG-01"]; r.Verdict != report.Fail || !strings.Contains(r.Message, "observed no entries") {
+		t.Errorf("T-LOG-01: %s %q", r.Verdict, r.Message)
+	}
+}

@@ -1,0 +1,64 @@
+package runner
+
+import (
+	"flag"
+	"time"
+)
+
+// Timeouts is every time bound of a run in one place. Flags override each (see AddFlags).
+// The runner never sleeps a fixed time: it polls a condition, and these bound the polling.
+type Timeouts struct {
+	// Setup bounds creating a scenario's namespaces and workloads until their pods are ready.
+	Setup time.Duration
+	// Converge bounds waiting for the proxies involved to have a change (istiod sync status,
+	// config dump, or an xDS push).
+	Converge time.Duration
+	// Eventually bounds waiting for an expectation to first hold after convergence (a live mesh may
+	// still be draining old connections).
+	Eventually time.Duration
+	// PositiveSuccesses is how many probes in a row a positive expectation (a 2xx/3xx) needs.
+	PositiveSuccesses int
+	// NegativeHold is how long a negative expectation (403, 502, reset, timeout) must keep holding
+	// once it first holds.
+	NegativeHold time.Duration
+	// ProbeInterval is the pause between two probes of the same check.
+	ProbeInterval time.Duration
+	// ProbeConnect bounds curl's connection setup (--connect-timeout).
+	ProbeConnect time.Duration
+	// ProbeMax bounds one curl run (--max-time).
+	ProbeMax time.Duration
+	// AccessLog bounds waiting for an access-log entry to be flushed and readable.
+	AccessLog time.Duration
+	// Teardown bounds deleting a scenario's objects and restoring mesh settings.
+	Teardown time.Duration
+}
+
+// DefaultTimeouts suit a kind cluster on a laptop.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		Setup:             5 * time.Minute,
+		Converge:          60 * time.Second,
+		Eventually:        30 * time.Second,
+		PositiveSuccesses: 3,
+		NegativeHold:      5 * time.Second,
+		ProbeInterval:     time.Second,
+		ProbeConnect:      5 * time.Second,
+		ProbeMax:          10 * time.Second,
+		AccessLog:         20 * time.Second,
+		Teardown:          3 * time.Minute,
+	}
+}
+
+// AddFlags registers a flag for each timeout on fs, defaulting to the current values.
+func (t *Timeouts) AddFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&t.Setup, "timeout-setup", t.Setup, "bound on creating a scenario's namespaces and workloads")
+	fs.DurationVar(&t.Converge, "timeout-converge", t.Converge, "bound on waiting for proxies to receive a change")
+	fs.DurationVar(&t.Eventually, "timeout-eventually", t.Eventually, "bound on an expectation first holding after convergence")
+	fs.IntVar(&t.PositiveSuccesses, "positive-successes", t.PositiveSuccesses, "probes in a row a positive expectation needs")
+	fs.DurationVar(&t.NegativeHold, "negative-hold", t.NegativeHold, "how long a negative expectation must keep holding")
+	fs.DurationVar(&t.ProbeInterval, "probe-interval", t.ProbeInterval, "pause between probes of one check")
+	fs.DurationVar(&t.ProbeConnect, "probe-connect-timeout", t.ProbeConnect, "curl --connect-timeout")
+	fs.DurationVar(&t.ProbeMax, "probe-max-time", t.ProbeMax, "curl --max-time")
+	fs.DurationVar(&t.AccessLog, "timeout-access-log", t.AccessLog, "bound on an access-log entry appearing")
+	fs.DurationVar(&t.Teardown, "timeout-teardown", t.Teardown, "bound on deleting a scenario's objects")
+}

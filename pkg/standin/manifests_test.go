@@ -1,0 +1,231 @@
+package standin
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/egressconf/egressconf/pkg/pki"
+)
+
+func testInCluster(t *testing.T) *InCluster {
+	t.Helper()
+	certs, err := pki.Generate(HostNames(DefaultHosts()), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &InCluster{RunID: "run-1", Certs: certs}
+}
+
+func TestObjects(t *testing.T) {
+	c := testInCluster(t)
+	o, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.HostsConfig != nil {
+		t.Error("embedded hosts need no ConfigMap")
+	}
+	for _, obj := range o.List() {
+		m := obj.(metav1.Object)
+		if m.GetLabels()[LabelManagedBy] != "egressconf" || m.GetLabels()[LabelRun] != "run-1" {
+			t.Errorf("%T %s labels %v", obj, m.GetName(), m.GetLabels())
+		}
+		if _, isNS := obj.(*corev1.Namespace); !isNS && m.GetNamespace() != Namespace {
+			t.Errorf("%T %s in namespace %q", obj, m.GetName(), m.GetNamespace())
+		}
+	}
+	if o.Namespace.Name != "egressconf-internet" || o.Namespace.Labels["istio-injection"] != "disabled" {
+		t.Errorf("namespace %s labels %v", o.Namespace.Name, o.Namespace.Labels)
+	}
+	// The Secret is the directory cmd/standin --certs loads.
+	b, err := pki.FromFiles(o.Secret.Data)
+	if err != nil {
+		t.Fatalf("secret does not load: %v", err)
+	}
+	if len(b.Leaves) != len(DefaultHosts()) {
+		t.Errorf("secret has %d leaves", len(b.Leaves))
+	}
+
+	d := o.Deployment
+	pod := d.Spec.Template
+	ctr := pod.Spec.Containers[0]
+	if ctr.Image != DefaultImage || ctr.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("image %s %s", ctr.Image, ctr.ImagePullPolicy)
+	}
+	if strings.Join(ctr.Args, " ") != "--certs=/etc/egressconf/certs --http-addr=:80 --https-addr=:443" {
+		t.Errorf("args %v", ctr.Args)
+	}
+	if ctr.VolumeMounts[0].MountPath != CertsMountPath || pod.Spec.Volumes[0].Secret.SecretName != o.Secret.Name {
+		t.Errorf("certs not mounted: %+v %+v", ctr.VolumeMounts, pod.Spec.Volumes)
+	}
+	if pod.Labels["sidecar.istio.io/inject"] != "false" || pod.Labels[LabelRun] != "run-1" {
+		t.Errorf("pod labels %v", pod.Labels)
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if pod.Labels[k] != v {
+			t.Errorf("selector %s=%s does not match the pod", k, v)
+		}
+	}
+	sc := ctr.SecurityContext
+	if *sc.RunAsUser != 0 || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "NET_BIND_SERVICE" {
+		t.Errorf("security context %+v", sc)
+	}
+
+	svc := o.Service
+	if svc.Name != "internet" || svc.Annotations[AnnotationIstioExportTo] != "~" {
+		t.Errorf("service %s annotations %v", svc.Name, svc.Annotations)
+	}
+	ports := map[int32]string{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Port] = p.TargetPort.StrVal
+	}
+	if ports[80] != "http" || ports[443] != "https" || len(ports) != 2 {
+		t.Errorf("service ports %v", ports)
+	}
+	for k, v := range svc.Spec.Selector {
+		if pod.Labels[k] != v {
+			t.Errorf("service selector %s=%s does not match the pod", k, v)
+		}
+	}
+	if got := c.ServiceFQDN(""); got != "internet.egressconf-internet.svc.cluster.local" {
+		t.Errorf("ServiceFQDN = %s", got)
+	}
+
+	y, err := o.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Namespace", "kind: Secret", "kind: Deployment", "kind: Service", `networking.istio.io/exportTo: "~"`} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("YAML lacks %q", want)
+		}
+	}
+}
+
+func TestObjectsCustomHostsAndErrors(t *testing.T) {
+	c := testInCluster(t)
+	c.Hosts = DefaultHosts()[:2]
+	c.Image = "docker.io/local/standin:1"
+	c.ImagePullPolicy = corev1.PullNever
+	o, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.HostsConfig == nil {
+		t.Fatal("custom hosts need the ConfigMap")
+	}
+	got, err := LoadHosts([]byte(o.HostsConfig.Data["hosts.yaml"]))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("hosts.yaml: %v %v", got, err)
+	}
+	ctr := o.Deployment.Spec.Template.Spec.Containers[0]
+	if ctr.Image != "docker.io/local/standin:1" || ctr.ImagePullPolicy != corev1.PullNever || ctr.Args[len(ctr.Args)-1] != "--hosts=/etc/egressconf/hosts/hosts.yaml" {
+		t.Errorf("container %+v", ctr)
+	}
+
+	c.Hosts = append(c.Hosts, Host{Name: "new.example.com", HTTP: &Behaviour{Status: 200}, HTTPS: &Behaviour{Status: 200}})
+	if _, err := c.Objects(); err == nil || !strings.Contains(err.Error(), "no certificate for host new.example.com") {
+		t.Errorf("host without a leaf: %v", err)
+	}
+	if _, err := (&InCluster{Certs: c.Certs}).Objects(); err == nil || !strings.Contains(err.Error(), "RunID") {
+		t.Errorf("no run id: %v", err)
+	}
+}
+
+func TestCABundle(t *testing.T) {
+	c := testInCluster(t)
+	cm := c.CABundleConfigMap("demo")
+	if cm.Name != "egressconf-ca" || cm.Namespace != "demo" || cm.Data["ca.crt"] != string(c.Certs.CAPEM) || cm.Labels[LabelRun] != "run-1" {
+		t.Errorf("configmap %+v", cm)
+	}
+	s := c.CACredentialSecret("istio-system")
+	if s.Name != "egressconf-ca" || string(s.Data["cacert"]) != string(c.Certs.CAPEM) {
+		t.Errorf("secret %+v", s)
+	}
+	if e := CABundleEnv(); e.Name != "CURL_CA_BUNDLE" || e.Value != "/etc/egressconf/ca/ca.crt" {
+		t.Errorf("env %+v", e)
+	}
+	if v, m := CABundleVolume(), CABundleVolumeMount(); v.ConfigMap.Name != cm.Name || m.Name != v.Name || m.MountPath+"/"+CABundleKey != CABundleEnv().Value {
+		t.Errorf("volume %+v mount %+v", v, m)
+	}
+}
+
+func TestApplyWithFakeClientset(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	c := testInCluster(t)
+	if err := c.Apply(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.ClusterIP = "10.96.7.7" // as the API server would allocate
+	if _, err := cs.CoreV1().Services(Namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second run re-applies over the first: new certificates, new run label, same ClusterIP.
+	c2 := testInCluster(t)
+	c2.RunID = "run-2"
+	if err := c2.Apply(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := cs.CoreV1().Secrets(Namespace).Get(ctx, CertsSecretName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["ca.crt"]) != string(c2.Certs.CAPEM) || sec.Labels[LabelRun] != "run-2" {
+		t.Error("secret not updated to the second run")
+	}
+	svc, _ = cs.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	if svc.Spec.ClusterIP != "10.96.7.7" || svc.Labels[LabelRun] != "run-2" {
+		t.Errorf("service after update: ip %s labels %v", svc.Spec.ClusterIP, svc.Labels)
+	}
+	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, AppName, metav1.GetOptions{})
+	if d.Spec.Template.Labels[LabelRun] != "run-2" {
+		t.Error("deployment not updated")
+	}
+
+	if err := c2.ApplyCABundle(ctx, cs, "default", "otherns"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.ApplyCABundle(ctx, cs, "default"); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if err := c2.ApplyCACredential(ctx, cs, "istio-system"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("otherns").Get(ctx, CABundleName, metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+
+	// WaitReady: not ready until the deployment reports an available replica.
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	if err := c2.WaitReady(short, cs, time.Second); err == nil || !strings.Contains(err.Error(), "available 0 of 1") {
+		t.Errorf("WaitReady on a fresh deployment: %v", err)
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1, ReadyReplicas: 1}
+	if _, err := cs.AppsV1().Deployments(Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.WaitReady(ctx, cs, 5*time.Second); err != nil {
+		t.Errorf("WaitReady: %v", err)
+	}
+
+	if err := c2.Delete(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Delete(ctx, cs); err != nil { // already gone is fine
+		t.Fatal(err)
+	}
+}
