@@ -4,8 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 
+	"github.com/egressconf/egressconf/internal/procstat"
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
@@ -64,10 +64,7 @@ func cmdRun(args []string) error {
 		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: true}),
 		Measure: func(run *report.Run) {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			run.Measurements = append(run.Measurements, report.Measurement{Name: "heap in use at end", Value: fmt.Sprintf("%.1f MiB", float64(ms.HeapInuse)/(1<<20))},
-				report.Measurement{Name: "memory obtained from the OS", Value: fmt.Sprintf("%.1f MiB", float64(ms.Sys)/(1<<20))})
+			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},
 	})
 	if err != nil {

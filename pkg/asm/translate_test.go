@@ -469,3 +469,48 @@ func to(name, protocol string, port int32, gwPort *int32, hosts ...string) To {
 	}
 	return t
 }
+
+// A gateway outside the policy's namespace: the objects stay with the policy (so the label
+// selector finds them all), and everything the gateway must see is exported to its namespace.
+func TestGatewayInAnotherNamespace(t *testing.T) {
+	gw := fixtureGateway()
+	gw.Namespace = "istio-system"
+	for _, name := range []string{"seed-https-upgrade.yaml", "seed-tcp.yaml"} {
+		objs, err := TranslateWithOptions(loadPolicy(t, name), gw, TranslateOptions{OriginationCredentialName: "ca"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.GetNamespace() != "istio-egress" {
+				t.Errorf("%s %s in %s", o.GetKind(), o.GetName(), o.GetNamespace())
+			}
+			if warn, err := istioValidate(t, o); err != nil || warn != nil {
+				t.Errorf("%s %s: %v %v", o.GetKind(), o.GetName(), err, warn)
+			}
+			if o.GetKind() == KindGateway {
+				continue
+			}
+			export, _, _ := unstructured.NestedStringSlice(o.Object, "spec", "exportTo")
+			isMeshSide := strings.HasSuffix(o.GetName(), "-mesh") || strings.HasSuffix(o.GetName(), "-egress-gateway")
+			if !isMeshSide && !contains(export, "istio-system") {
+				t.Errorf("%s %s: exportTo %v lacks the gateway's namespace", o.GetKind(), o.GetName(), export)
+			}
+			if o.GetKind() == KindDestinationRule && strings.HasSuffix(o.GetName(), "-egress-gateway") {
+				if h, _, _ := unstructured.NestedString(o.Object, "spec", "host"); h != "egressgateway-a.istio-system.svc.cluster.local" {
+					t.Errorf("gateway host %s", h)
+				}
+			}
+		}
+	}
+}
+
+func TestClusterDomainOption(t *testing.T) {
+	objs, err := TranslateWithOptions(loadPolicy(t, "seed-http.yaml"), fixtureGateway(), TranslateOptions{ClusterDomain: "corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := find(t, objs, KindDestinationRule, "egress-by-egressgateway-egress-gateway")
+	if h, _, _ := unstructured.NestedString(dr.Object, "spec", "host"); h != "egressgateway-a.istio-egress.svc.corp.example" {
+		t.Errorf("host %s", h)
+	}
+}

@@ -25,6 +25,11 @@ const ScenarioFile = "scenario.yaml"
 // LoadFS loads every scenario below root in fsys: each directory holding a scenario.yaml, in
 // directory-name order. Errors name the file and line.
 func LoadFS(fsys fs.FS, root string) (*Catalog, error) {
+	return loadFS(fsys, root, "")
+}
+
+// loadFS loads like LoadFS; display prefixes file names in errors and in Scenario.File.
+func loadFS(fsys fs.FS, root, display string) (*Catalog, error) {
 	var files []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -44,7 +49,7 @@ func LoadFS(fsys fs.FS, root string) (*Catalog, error) {
 	sort.Strings(files)
 	c := &Catalog{}
 	for _, f := range files {
-		s, err := loadScenario(fsys, f)
+		s, err := loadScenario(fsys, f, filepath.Join(display, filepath.FromSlash(f)))
 		if err != nil {
 			return nil, err
 		}
@@ -63,18 +68,12 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 		}
 		var sub *Catalog
 		if st.IsDir() {
-			sub, err = LoadFS(os.DirFS(p), ".")
-			if err == nil {
-				for _, s := range sub.Scenarios {
-					s.File = filepath.Join(p, filepath.FromSlash(s.File))
-				}
-			}
+			sub, err = loadFS(os.DirFS(p), ".", p)
 		} else {
 			dir := filepath.Dir(p)
 			var s *Scenario
-			s, err = loadScenario(os.DirFS(dir), filepath.Base(p))
+			s, err = loadScenario(os.DirFS(dir), filepath.Base(p), p)
 			if err == nil {
-				s.File = p
 				sub = &Catalog{Scenarios: []*Scenario{s}}
 			}
 		}
@@ -86,7 +85,7 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 	return c, nil
 }
 
-func loadScenario(fsys fs.FS, file string) (*Scenario, error) {
+func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
 		return nil, err
@@ -95,13 +94,13 @@ func loadScenario(fsys fs.FS, file string) (*Scenario, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(s); err != nil {
-		return nil, fmt.Errorf("%s: %s", file, yamlError(err))
+		return nil, fmt.Errorf("%s: %s", display, yamlError(err))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: one scenario per file; a second YAML document follows", file)
+		return nil, fmt.Errorf("%s: one scenario per file; a second YAML document follows", display)
 	}
-	s.File, s.Dir, s.fsys = file, path.Dir(file), fsys
+	s.File, s.Dir, s.fsys = display, path.Dir(file), fsys
 	s.lines = lineIndex(data)
 	for si := range s.Spec.Steps {
 		for ei := range s.Spec.Steps[si].Expect {
@@ -113,7 +112,7 @@ func loadScenario(fsys fs.FS, file string) (*Scenario, error) {
 				}
 				req, err := probe.ParseCurl(c.Curl)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %s: %s.checks[%d].curl: %v", file, s.lineOf(e.ID), e.ID, ci, err)
+					return nil, fmt.Errorf("%s: %s: %s.checks[%d].curl: %v", display, s.lineOf(e.ID), e.ID, ci, err)
 				}
 				c.Request = req
 			}

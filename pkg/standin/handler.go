@@ -109,9 +109,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ownScheme returns r, or a clone of it whose forwarding-scheme headers are renamed with
 // ReceivedHeaderPrefix, so go-httpbin derives the scheme from r.TLS alone.
 func ownScheme(r *http.Request) *http.Request {
-	var found bool
-	for _, k := range forwardedSchemeHeaders {
-		if _, ok := r.Header[k]; ok {
+	// Keys are compared case-insensitively: a synthetic request may carry non-canonical keys.
+	isForwarded := func(k string) (string, bool) {
+		for _, f := range forwardedSchemeHeaders {
+			if strings.EqualFold(k, f) {
+				return f, true
+			}
+		}
+		return "", false
+	}
+	found := false
+	for k := range r.Header {
+		if _, ok := isForwarded(k); ok {
 			found = true
 		}
 	}
@@ -119,10 +128,10 @@ func ownScheme(r *http.Request) *http.Request {
 		return r
 	}
 	r2 := r.Clone(r.Context())
-	for _, k := range forwardedSchemeHeaders {
-		if v, ok := r2.Header[k]; ok {
+	for k, v := range r2.Header {
+		if canon, ok := isForwarded(k); ok {
 			delete(r2.Header, k)
-			r2.Header[ReceivedHeaderPrefix+k] = v
+			r2.Header[ReceivedHeaderPrefix+canon] = append(r2.Header[ReceivedHeaderPrefix+canon], v...)
 		}
 	}
 	return r2

@@ -135,6 +135,17 @@ func TestHandlerHTTPBinSchemeIsTheServers(t *testing.T) {
 		}
 	}
 
+	// A synthetic request may carry a non-canonical key; it must not decide the scheme either.
+	r := httptest.NewRequest("GET", "http://httpbin.org/anything", nil)
+	r.Header["x-forwarded-proto"] = []string{"https"}
+	r.TLS = nil
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if !strings.Contains(rec.Body.String(), `"url": "http://httpbin.org/anything"`) ||
+		!strings.Contains(rec.Body.String(), ReceivedHeaderPrefix+"X-Forwarded-Proto") {
+		t.Errorf("non-canonical X-Forwarded-Proto:\n%s", rec.Body.String())
+	}
+
 	w := serve(t, h, "POST", "http://httpbin.org/post", false, `{"a":1}`, map[string]string{"Content-Type": "application/json"})
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"a": 1`) {
 		t.Errorf("POST /post: %d %s", w.Code, w.Body.String())

@@ -46,10 +46,13 @@ const (
 	CertsMountPath     = "/etc/egressconf/certs"
 	HostsMountPath     = "/etc/egressconf/hosts"
 
-	// CABundleName is the ConfigMap (key CABundleKey) fixtures mount for curl, and the Secret
-	// (key CACredentialKey) a DestinationRule's credentialName names at an egress gateway.
+	// CABundleName is the ConfigMap (key CABundleKey) fixtures mount for curl.
 	CABundleName = "egressconf-ca"
 	CABundleKey  = pki.CAFile
+	// CACredentialName is the Secret (key CACredentialKey), in an egress gateway's namespace,
+	// that TLS-originating DestinationRules name in tls.credentialName (docs/standin.md). It must
+	// equal pkg/adapt's OriginationCredential, which writes that reference.
+	CACredentialName = "egressconf-standin-ca"
 	// CACredentialKey is the key Istio reads the CA from in a credentialName Secret.
 	CACredentialKey = "cacert"
 	// CABundleMountPath is where fixtures mount the CA bundle; CABundleEnv points curl at it.
@@ -302,13 +305,13 @@ func (c *InCluster) CABundleConfigMap(ns string) *corev1.ConfigMap {
 	}
 }
 
-// CACredentialSecret is the Secret egressconf-ca (key cacert: the run's CA) for an egress
+// CACredentialSecret is the Secret egressconf-standin-ca (key cacert: the run's CA) for an egress
 // gateway's namespace ns: a DestinationRule with tls.mode SIMPLE and
-// tls.credentialName: egressconf-ca then verifies the stand-in (docs/standin.md).
+// tls.credentialName: egressconf-standin-ca then verifies the stand-in (docs/standin.md).
 func (c *InCluster) CACredentialSecret(ns string) *corev1.Secret {
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: CABundleName, Namespace: ns, Labels: c.Labels()},
+		ObjectMeta: metav1.ObjectMeta{Name: CACredentialName, Namespace: ns, Labels: c.Labels()},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{CACredentialKey: c.Certs.CAPEM},
 	}
@@ -443,7 +446,7 @@ func (c *InCluster) ApplyCABundle(ctx context.Context, cs kubernetes.Interface, 
 	return nil
 }
 
-// ApplyCACredential creates or updates the egressconf-ca credential Secret in each namespace.
+// ApplyCACredential creates or updates the egressconf-standin-ca Secret in each namespace.
 func (c *InCluster) ApplyCACredential(ctx context.Context, cs kubernetes.Interface, namespaces ...string) error {
 	for _, ns := range namespaces {
 		s := c.CACredentialSecret(ns)

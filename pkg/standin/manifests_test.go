@@ -146,7 +146,7 @@ func TestCABundle(t *testing.T) {
 		t.Errorf("configmap %+v", cm)
 	}
 	s := c.CACredentialSecret("istio-system")
-	if s.Name != "egressconf-ca" || string(s.Data["cacert"]) != string(c.Certs.CAPEM) {
+	if s.Name != "egressconf-standin-ca" || s.Namespace != "istio-system" || string(s.Data["cacert"]) != string(c.Certs.CAPEM) {
 		t.Errorf("secret %+v", s)
 	}
 	if e := CABundleEnv(); e.Name != "CURL_CA_BUNDLE" || e.Value != "/etc/egressconf/ca/ca.crt" {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// capture runs f with stdout captured.
+func capture(t *testing.T, f func() error) (string, error) {
+	t.Helper()
+	old := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		io.Copy(&b, r)
+		done <- b.String()
+	}()
+	ferr := f()
+	w.Close()
+	os.Stdout = old
+	return <-done, ferr
+}
+
+// TestListCoversScenariosMD: every ID of SCENARIOS.md (kept in docs/, compared with ../shared by
+// .ci/run) is in `egressconf list --json`, unchanged, and nothing else is.
+func TestListCoversScenariosMD(t *testing.T) {
+	md, err := os.ReadFile("../../docs/SCENARIOS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(?m)^\| ([A-Z]+(?:-[A-Z]+)?-[0-9]{2}) \|`).FindAllStringSubmatch(string(md), -1)
+	if len(want) != 62 {
+		t.Fatalf("SCENARIOS.md has %d IDs, expected 62", len(want))
+	}
+	out, err := capture(t, func() error { return cmdList([]string{"--json"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal([]byte(out), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed.IDs) != len(want) {
+		t.Errorf("list has %d IDs, SCENARIOS.md %d", len(listed.IDs), len(want))
+	}
+	have := map[string]bool{}
+	for _, id := range listed.IDs {
+		have[id] = true
+	}
+	for _, m := range want {
+		if !have[m[1]] {
+			t.Errorf("ID %s of SCENARIOS.md is missing from the catalog", m[1])
+		}
+	}
+}
+
+func TestValidateBuiltin(t *testing.T) {
+	out, err := capture(t, func() error { return cmdValidate(nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "13 scenarios, 62 expectations") {
+		t.Errorf("output %q", out)
+	}
+}
+
+// brokenCopy copies a built-in scenario directory and applies edit to one of its files.
+func brokenCopy(t *testing.T, dir, file string, edit func(string) string) string {
+	t.Helper()
+	src := filepath.Join("../../suites/catalog", dir)
+	dst := filepath.Join(t.TempDir(), dir)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(data)
+		if e.Name() == file {
+			edited := edit(s)
+			if edited == s {
+				t.Fatalf("edit of %s changed nothing", file)
+			}
+			s = edited
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestValidateBrokenCopies: each kind of bad input gives an error that names the file, the line
+// where YAML has one, and the field or resource.
+func TestValidateBrokenCopies(t *testing.T) {
+	cases := []struct {
+		name, dir, file string
+		edit            func(string) string
+		want            []string
+	}{
+		{"malformed YAML", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string { return strings.Replace(s, "  title:", "  title: [unclosed", 1) },
+			[]string{"scenario.yaml", "line"}},
+		{"unknown field", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string { return strings.Replace(s, "      apply:\n", "      aply:\n", 1) },
+			[]string{"scenario.yaml", "line", `field aply is not a known field here`}},
+		{"duplicate ID", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string { return strings.Replace(s, "id: DENYNS-02", "id: DENYNS-01", 1) },
+			[]string{"scenario.yaml", "duplicate expectation ID DENYNS-01"}},
+		{"probe from undeclared workload", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string {
+				return strings.Replace(s, "from: sleep@demo-frontend", "from: sleep@nowhere", 1)
+			},
+			[]string{"scenario.yaml", "DENYNS-01", "probe from undeclared workload sleep@nowhere"}},
+		{"bad outcome", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string { return strings.Replace(s, "result: 301", "result: 3011", 1) },
+			[]string{"scenario.yaml", "line", `result "3011"`}},
+		{"unsupported curl flag", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string {
+				return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -k -I http://www.aliyun.com"`, 1)
+			},
+			[]string{"scenario.yaml", "DENYNS-01", "flag -k is not supported"}},
+		{"resource Istio rejects", "g01-deny-namespace", "serviceentry-aliyuncom-ext.yaml",
+			func(s string) string { return strings.Replace(s, "- www.aliyun.com", "- 'not a valid host!!'", 1) },
+			[]string{"serviceentry-aliyuncom-ext.yaml", "ServiceEntry istio-system/aliyuncom-ext", "rejected by Istio's validation"}},
+		{"ASM policy with a bad protocol", "g02-etp-http", "egress-by-egressgateway.yaml",
+			func(s string) string { return strings.Replace(s, "protocol: HTTP", "protocol: QUIC", 1) },
+			[]string{"egress-by-egressgateway.yaml", "ASMEgressTrafficPolicy", "protocol"}},
+		{"ASM policy naming an unknown gateway", "g02-etp-http", "egress-by-egressgateway.yaml",
+			func(s string) string { return strings.Replace(s, "name: egressgateway-a", "name: nosuchgateway", 1) },
+			[]string{"egress-by-egressgateway.yaml", "nosuchgateway"}},
+		{"delete of a file never applied", "g02-etp-http", "scenario.yaml",
+			func(s string) string {
+				return strings.Replace(s, "- file: egress-by-egressgateway.yaml\n", "- file: other.yaml\n", strings.Count(s, "- file: egress-by-egressgateway.yaml\n"))
+			},
+			[]string{"scenario.yaml", "other.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := brokenCopy(t, tc.dir, tc.file, tc.edit)
+			_, err := capture(t, func() error { return cmdValidate([]string{dir}) })
+			if err == nil {
+				t.Fatal("broken copy validated")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestUnknownGroupAndIDListValidOnes(t *testing.T) {
+	_, err := capture(t, func() error { return cmdRender([]string{"G99"}) })
+	if err == nil || !strings.Contains(err.Error(), `unknown group "G99"`) || !strings.Contains(err.Error(), "G1 (deny-namespace)") {
+		t.Errorf("render G99: %v", err)
+	}
+	_, err = capture(t, func() error { return cmdRun([]string{"--backend", "sim", "--id", "NOPE-01", "--reports", t.TempDir()}) })
+	if err == nil || !strings.Contains(err.Error(), `unknown expectation ID "NOPE-01"`) || !strings.Contains(err.Error(), "DENYNS-01") {
+		t.Errorf("run --id NOPE-01: %v", err)
+	}
+}
+
+func TestRenderGroupAndASM(t *testing.T) {
+	out, err := capture(t, func() error { return cmdRender([]string{"G3"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"ASMEgressTrafficPolicy istio-egress/egress-by-egressgateway", "kind: ServiceEntry", "kind: VirtualService", "mode: SIMPLE"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("render G3 lacks %q", w)
+		}
+	}
+	out, err = capture(t, func() error {
+		return cmdRender([]string{"--asm", "../../suites/catalog/g05-etp-tcp/egress-by-egressgateway.yaml"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "number: 10001") {
+		t.Errorf("TCP policy without a gateway port should get 10001:\n%s", out)
+	}
+}

@@ -1,0 +1,92 @@
+package report
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/egressconf/egressconf/pkg/backend"
+)
+
+func sampleRun() *Run {
+	t0 := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	return &Run{
+		ID: "r1", Started: t0, Finished: t0.Add(3 * time.Second),
+		Backend:        backend.Info{Name: "sim", Oracle: backend.OracleOffline, IstioVersion: "1.31"},
+		Implementation: Implementation{Organization: "acme", Project: "mesh", Version: "v1"},
+		Results: []Result{
+			{ID: "DENYNS-01", Group: "G1", Scenario: "deny-namespace", Profile: "istio-native", Kind: "documented", From: "sleep@demo-frontend", Request: "-I http://www.aliyun.com", Expected: "301", Observed: "301", Verdict: Pass, Backend: "sim", Oracle: backend.OracleOffline},
+			{ID: "DENYNS-02", Group: "G1", Scenario: "deny-namespace", Profile: "istio-native", Kind: "derived", Expected: "log upstream_cluster=outbound|80||www.aliyun.com", Observed: "none", Verdict: Fail, Message: "no entry", Diagnostics: "reports/r1/diagnostics/DENYNS-02"},
+			{ID: "DENYNS-05", Group: "G1", Scenario: "deny-namespace", Profile: "istio-native", Kind: "derived", Verdict: Skip, Message: "needs networkpolicy"},
+			{ID: "ETP-BASE-01", Group: "G2", Scenario: "etp-http", Profile: "asm-egress-traffic-policy", Kind: "documented", Verdict: Error, Message: "exec failed"},
+		},
+	}
+}
+
+func TestJUnit(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJUnit(&b, sampleRun()); err != nil {
+		t.Fatal(err)
+	}
+	var parsed junitSuites
+	if err := xml.Unmarshal(b.Bytes(), &parsed); err != nil {
+		t.Fatalf("not XML: %v", err)
+	}
+	if parsed.Tests != 4 || parsed.Failures != 1 || parsed.Errors != 1 || parsed.Skipped != 1 || len(parsed.Suites) != 2 {
+		t.Fatalf("%+v", parsed)
+	}
+	c := parsed.Suites[0].Cases[1]
+	if !strings.HasPrefix(c.Name, "DENYNS-02") || c.Failure == nil || c.Failure.Message != "no entry" {
+		t.Errorf("case %+v", c)
+	}
+	if !strings.Contains(b.String(), `name="oracle" value="predicted-offline-control-plane"`) {
+		t.Error("oracle property missing")
+	}
+}
+
+func TestSummary(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteSummary(&b, sampleRun()); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	for _, w := range []string{"**FAILED**", "not a conformance claim", "| ID | from | request | expected | observed | verdict | time |",
+		`outbound\|80\|\|www.aliyun.com`, "**FAIL**", "**ERROR**", "diagnostics: `reports/r1/diagnostics/DENYNS-02`"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("summary lacks %q:\n%s", w, s)
+		}
+	}
+}
+
+func TestConformanceReport(t *testing.T) {
+	cr := NewConformanceReport(sampleRun())
+	if cr.APIVersion != ConformanceAPIVersion || cr.Oracle != "predicted-offline-control-plane" || cr.Implementation.Organization != "acme" {
+		t.Fatalf("%+v", cr)
+	}
+	if len(cr.Profiles) != 2 {
+		t.Fatalf("profiles %+v", cr.Profiles)
+	}
+	asm, native := cr.Profiles[0], cr.Profiles[1]
+	if asm.Name != "asm-egress-traffic-policy" || asm.Core.Errored != 1 || asm.Core.Result != "failure" {
+		t.Errorf("asm %+v", asm)
+	}
+	if native.Core.Passed != 1 || native.Core.Failed != 1 || len(native.SkippedTests) != 1 || native.SkippedTests[0].Reason != "needs networkpolicy" {
+		t.Errorf("native %+v", native)
+	}
+	dir := t.TempDir()
+	paths, err := WriteAll(dir, sampleRun())
+	if err != nil || len(paths) != 4 {
+		t.Fatal(paths, err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, ConformanceFile))
+	var back ConformanceReport
+	if err := yaml.Unmarshal(data, &back); err != nil || back.Summary.Result != "failure" {
+		t.Fatalf("%v %+v", err, back.Summary)
+	}
+}
