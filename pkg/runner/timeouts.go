@@ -31,6 +31,16 @@ type Timeouts struct {
 	AccessLog time.Duration
 	// Teardown bounds deleting a scenario's objects and restoring mesh settings.
 	Teardown time.Duration
+	// Provision bounds each provisioning phase of a live run: creating the kind cluster, installing
+	// Istio, deploying the stand-in internet and waiting for cluster DNS to answer with it.
+	Provision time.Duration
+	// Poll is the pause between two polls of a condition (pods ready, istiod has a change, proxies
+	// in sync, DNS answering).
+	Poll time.Duration
+	// ConvergeSettle is how long, once istiod has a change, every involved proxy must stay in sync
+	// (ACKed what istiod sent) before the change counts as delivered: it covers istiod's push
+	// debounce (PILOT_DEBOUNCE_AFTER, 100ms by default).
+	ConvergeSettle time.Duration
 }
 
 // DefaultTimeouts suit a kind cluster on a laptop.
@@ -46,6 +56,9 @@ func DefaultTimeouts() Timeouts {
 		ProbeMax:          10 * time.Second,
 		AccessLog:         20 * time.Second,
 		Teardown:          3 * time.Minute,
+		Provision:         10 * time.Minute,
+		Poll:              500 * time.Millisecond,
+		ConvergeSettle:    time.Second,
 	}
 }
 
@@ -61,4 +74,7 @@ func (t *Timeouts) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&t.ProbeMax, "probe-max-time", t.ProbeMax, "curl --max-time")
 	fs.DurationVar(&t.AccessLog, "timeout-access-log", t.AccessLog, "bound on an access-log entry appearing")
 	fs.DurationVar(&t.Teardown, "timeout-teardown", t.Teardown, "bound on deleting a scenario's objects")
+	fs.DurationVar(&t.Provision, "timeout-provision", t.Provision, "bound on each provisioning phase (cluster, Istio, stand-in, DNS)")
+	fs.DurationVar(&t.Poll, "poll-interval", t.Poll, "pause between two polls of a condition")
+	fs.DurationVar(&t.ConvergeSettle, "converge-settle", t.ConvergeSettle, "how long proxies must stay in sync once istiod has a change")
 }
