@@ -58,7 +58,17 @@ type Backend struct {
 	logs      map[string][]timedEntry
 	lastTrace map[string][]string
 	builds    int
+	// ads: proxies read their xDS over ADS from the control plane served on loopback gRPC.
+	ads bool
 }
+
+// Option configures the offline backend.
+type Option func(*Backend)
+
+// WithADS makes every proxy read its configuration over an ADS subscription (pkg/xdsclient) from
+// the control plane served on loopback gRPC, as the control-plane probe reads a live istiod,
+// instead of taking it from the config generator directly. Results must not change.
+func WithADS() Option { return func(b *Backend) { b.ads = true } }
 
 type timedEntry struct {
 	at    time.Time
@@ -66,9 +76,13 @@ type timedEntry struct {
 }
 
 // New returns an offline backend whose external hosts answer as the stand-in server does.
-func New() *Backend {
+func New(opts ...Option) *Backend {
 	quietIstio()
-	return &Backend{external: standin.NewHandler(standin.DefaultHosts())}
+	b := &Backend{external: standin.NewHandler(standin.DefaultHosts())}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 // quietIstio silences Istio's own logging: its scopes are chatty, and scopes register lazily, so

@@ -171,3 +171,18 @@ func BenchmarkCatalog(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(procstat.PeakRSS())/(1<<20), "peak-RSS-MiB")
 }
+
+// TestADSAgreesWithGenerated reads every proxy's xDS over a real ADS stream (pkg/xdsclient, the
+// control-plane probe's client) from the control plane served on loopback gRPC: every expectation
+// must come out exactly as when the xDS is taken from the generator directly.
+func TestADSAgreesWithGenerated(t *testing.T) {
+	c := builtin(t)
+	direct := runAll(t, sim.New(), c.Scenarios...)
+	viaADS := runAll(t, sim.New(sim.WithADS()), c.Scenarios...)
+	for _, id := range c.IDs() {
+		d, a := direct[id], viaADS[id]
+		if d.Verdict != a.Verdict || d.Observed != a.Observed {
+			t.Errorf("%s: generated %s %q, over ADS %s %q (%s)", id, d.Verdict, d.Observed, a.Verdict, a.Observed, a.Message)
+		}
+	}
+}

@@ -1,13 +1,16 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	meshconfig "istio.io/api/mesh/v1alpha1"
@@ -23,6 +26,7 @@ import (
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/xdsclient"
 )
 
 // state is one control-plane state: a FakeDiscoveryServer for the applied resources, mesh config
@@ -37,6 +41,8 @@ type state struct {
 	// gatewayByHost maps a gateway Service host to its fixture.
 	gatewayByHost map[string]fixtures.Gateway
 	cache         map[string]*envoymodel.Proxy
+	// ads reads each proxy's xDS over an ADS subscription instead of generating it directly.
+	ads bool
 }
 
 type pod struct {
@@ -125,11 +131,17 @@ func (b *Backend) build() (st *state, err error) {
 			cfg.Write(y)
 		}
 	}
-	st.fake = xds.NewFakeDiscoveryServer(st.failer, xds.FakeOptions{
+	opts := xds.FakeOptions{
 		MeshConfig:        meshConfigFor(b.mode),
 		ConfigString:      cfg.String(),
 		KubernetesObjects: objs,
-	})
+	}
+	if b.ads {
+		// Serve xDS over real gRPC on loopback: proxies then read it as they would from istiod.
+		opts.ListenerBuilder = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+	}
+	st.fake = xds.NewFakeDiscoveryServer(st.failer, opts)
+	st.ads = b.ads
 	return st, nil
 }
 
@@ -266,6 +278,42 @@ func (st *state) proxy(ref string) (p *envoymodel.Proxy, err error) {
 			err = fmt.Errorf("generating xDS for %s: %v", ref, rec)
 		}
 	}()
+	var x *envoymodel.XDS
+	if st.ads {
+		if x, err = st.fetch(pd); err != nil {
+			return nil, err
+		}
+	} else {
+		x = st.generate(pd)
+	}
+	p = &envoymodel.Proxy{Ref: ref, Gateway: pd.gateway, IP: pd.ip, XDS: x,
+		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pd.namespace, pd.sa)}
+	st.cache[ref] = p
+	return p, nil
+}
+
+// fetch subscribes to the control plane over ADS as the pod's proxy and takes its configuration.
+func (st *state) fetch(pd *pod) (*envoymodel.XDS, error) {
+	typ := "sidecar"
+	if pd.gateway {
+		typ = "router"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := xdsclient.Dial(ctx, st.fake.Listener.Addr().String(), xdsclient.Node{Type: typ, IP: pd.ip, Pod: pd.name,
+		Namespace: pd.namespace, Labels: pd.labels, ServiceAccount: pd.sa, IstioVersion: ProxyIstioVersion})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.WaitSynced(ctx); err != nil {
+		return nil, err
+	}
+	return c.Snapshot(), nil
+}
+
+// generate asks the control plane in process for the pod's proxy configuration.
+func (st *state) generate(pd *pod) *envoymodel.XDS {
 	typ := model.SidecarProxy
 	if pd.gateway {
 		typ = model.Router
@@ -282,11 +330,7 @@ func (st *state) proxy(ref string) (p *envoymodel.Proxy, err error) {
 		},
 	})
 	l := st.fake.Listeners(mp)
-	x := &envoymodel.XDS{Listeners: l, Clusters: st.fake.Clusters(mp), Routes: st.fake.RoutesFromListeners(mp, l)}
-	p = &envoymodel.Proxy{Ref: ref, Gateway: pd.gateway, IP: pd.ip, XDS: x,
-		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pd.namespace, pd.sa)}
-	st.cache[ref] = p
-	return p, nil
+	return &envoymodel.XDS{Listeners: l, Clusters: st.fake.Clusters(mp), Routes: st.fake.RoutesFromListeners(mp, l)}
 }
 
 // Gateway implements envoymodel.World.
