@@ -100,12 +100,3 @@ type Backend interface {
 	// Teardown removes everything the scenario created and restores what it changed.
 	Teardown(ctx context.Context, s *catalog.Scenario) error
 }
-
-// OutOfModelError reports a check whose outcome depends on behaviour a predicting backend does not
-// model. The runner reports it as skipped with the reason, never as a pass.
-type OutOfModelError struct {
-	// Need names the part of Envoy (or of the platform) the prediction would need.
-	Need string
-}
-
-func (e *OutOfModelError) Error() string { return "out of model: " + e.Need }

@@ -20,7 +20,6 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
-	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/outcome"
 )
 
@@ -119,7 +118,7 @@ func (r *Result) tracef(format string, args ...any) {
 
 // OutOfModel reports a request whose outcome depends on Envoy behaviour this model does not cover.
 func OutOfModel(format string, args ...any) error {
-	return &backend.OutOfModelError{Need: fmt.Sprintf(format, args...)}
+	return &outcome.OutOfModelError{Need: fmt.Sprintf(format, args...)}
 }
 
 // Send predicts the outcome of req sent by an application whose sidecar is client (nil: the

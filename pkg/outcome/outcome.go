@@ -281,3 +281,12 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// OutOfModelError reports a check whose outcome depends on behaviour a predicting backend does not
+// model. The runner reports it as skipped with the reason, never as a pass.
+type OutOfModelError struct {
+	// Need names the part of Envoy (or of the platform) the prediction would need.
+	Need string
+}
+
+func (e *OutOfModelError) Error() string { return "out of model: " + e.Need }

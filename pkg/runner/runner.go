@@ -302,7 +302,7 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	for {
 		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
 		cr.Attempts++
-		var oom *backend.OutOfModelError
+		var oom *outcome.OutOfModelError
 		if errors.As(err, &oom) {
 			cr.Verdict, cr.Observed, cr.Message = report.Skip, "out of model", oom.Error()
 			return cr
