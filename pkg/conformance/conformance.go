@@ -126,6 +126,12 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	suiteConfig.Timeout = 24 * time.Hour
 	reporterConfig.Succinct = !o.GinkgoVerbose
 	reporterConfig.Verbose = o.GinkgoVerbose
+	// The runner prints a line per step and expectation; Ginkgo's dots must not run into them.
+	reporterConfig.ForceNewlines = true
+	reporterConfig.SilenceSkips = true
+	if st, err := os.Stdout.Stat(); err == nil && st.Mode()&os.ModeCharDevice == 0 {
+		reporterConfig.NoColor = true
+	}
 	if t == nil {
 		t = &failT{}
 		gomega.RegisterFailHandler(ginkgo.Fail)

@@ -87,7 +87,7 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.missing = map[string]string{}
 	r.started = map[string]time.Time{}
 	start := time.Now()
-	r.progress("== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
+	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
 	defer cancel()
 	if err := r.o.Backend.Setup(cctx, s); err != nil {

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -21,15 +20,9 @@ import (
 	"sync"
 	"time"
 
-	"crypto/tls"
-
 	meshconfig "istio.io/api/mesh/v1alpha1"
-	"istio.io/istio/pilot/pkg/model"
-	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config/mesh"
 	istiolog "istio.io/istio/pkg/log"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressconf/egressconf/fixtures"
@@ -396,28 +389,8 @@ func (b *Backend) Teardown(context.Context, *catalog.Scenario) error {
 
 // External implements envoymodel.World: the stand-in server's handler, in process.
 func (st *state) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {
-	url := req.Scheme + "://" + req.Host + req.Path
-	r := httptest.NewRequest(req.Method, url, strings.NewReader(req.Body))
-	r.Host = req.Host
-	for k, v := range req.Header {
-		r.Header[k] = v
-	}
-	if req.Scheme == "https" {
-		r.TLS = &tls.ConnectionState{ServerName: req.SNI}
-	} else {
-		r.TLS = nil
-	}
-	rec := httptest.NewRecorder()
-	st.external.ServeHTTP(rec, r)
-	res := rec.Result()
-	h := res.Header.Clone()
-	if h.Get("Content-Length") == "" && req.Method != "HEAD" {
-		h.Set("Content-Length", fmt.Sprint(rec.Body.Len()))
-	}
-	return envoymodel.Response{Status: res.StatusCode, Headers: h, Body: rec.Body.String()}, nil
+	return envoymodel.ServeExternal(st.external, req)
 }
-
-var _ runtime.Object = (*unstructured.Unstructured)(nil)
 
 // meshConfig is Istio's default mesh config with the outbound policy set.
 func meshConfigFor(mode meshconfig.MeshConfig_OutboundTrafficPolicy_Mode) *meshconfig.MeshConfig {
@@ -426,6 +399,3 @@ func meshConfigFor(mode meshconfig.MeshConfig_OutboundTrafficPolicy_Mode) *meshc
 	m.AccessLogFile = "/dev/stdout"
 	return m
 }
-
-var _ = model.SidecarProxy
-var _ = xds.FakeOptions{}

@@ -371,4 +371,3 @@ func (st *state) dump(ref string) (string, error) {
 	return string(data), err
 }
 
-var _ = meshconfig.MeshConfig{}
