@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/test/xds"
 	corev1 "k8s.io/api/core/v1"
