@@ -286,28 +286,7 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 			b.logs[ref] = append(b.logs[ref], timedEntry{at: now, entry: e})
 		}
 	}
-	return observe(res.Response, req, time.Since(start)), nil
-}
-
-// observe turns the model's response into what curl would report.
-func observe(r envoymodel.Response, req *probe.Request, d time.Duration) outcome.Observed {
-	if r.Reset {
-		code := 52 // empty reply: the proxy closed the connection before any response
-		msg := "Empty reply from server"
-		if req.Scheme == "https" {
-			code, msg = 35, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to "+req.Host+":443"
-		}
-		return outcome.Observed{ExitCode: code, ErrorMessage: msg, Duration: d}
-	}
-	h := map[string]string{}
-	for k, v := range r.Headers {
-		h[strings.ToLower(k)] = strings.Join(v, ", ")
-	}
-	body := r.Body
-	if req.Method == "HEAD" {
-		body = ""
-	}
-	return outcome.Observed{HTTPCode: r.Status, HTTPVersion: r.Proto, Headers: h, Body: body, Duration: d}
+	return res.Response.Observed(req, time.Since(start)), nil
 }
 
 // Trace returns the hop-by-hop explanation of the last probe of a command from a workload.

@@ -369,4 +369,3 @@ func (st *state) dump(ref string) (string, error) {
 	data, err := json.MarshalIndent(out, "", "  ")
 	return string(data), err
 }
-

@@ -1,0 +1,285 @@
+// Package xdsprobe is the control-plane probe: for each request it reads, from a live istiod, the
+// exact xDS of the calling pod's proxy and of the egress gateway pod (through virtual proxies that
+// stay subscribed, pkg/xdsclient), and evaluates the request with pkg/envoymodel, the model the
+// offline backend uses. The external host's answer comes from the stand-in's handler in process.
+//
+// Convergence is exact: after every change the backend bumps a sentinel ServiceEntry visible to every
+// proxy; istiod handles config events in order, so a proxy whose clusters carry the sentinel of
+// generation N has every change made before it. A probe evaluates only on such a configuration.
+package xdsprobe
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/xdsclient"
+)
+
+// Sentinel naming: ServiceEntry istio-system/egressconf-sentinel with host gN.sentinel.egressconf.invalid
+// on port 1, exported to every namespace. It changes nothing on the scenarios' ports.
+const (
+	SentinelName      = "egressconf-sentinel"
+	SentinelNamespace = "istio-system"
+	sentinelDomain    = ".sentinel.egressconf.invalid"
+)
+
+var sentinelCluster = regexp.MustCompile(`^outbound\|1\|\|g([0-9]+)\.sentinel\.egressconf\.invalid$`)
+
+// Sentinel is the sentinel ServiceEntry of generation gen, with the given labels.
+func Sentinel(gen int, objLabels map[string]string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1",
+		"kind":       "ServiceEntry",
+		"metadata":   map[string]any{"name": SentinelName, "namespace": SentinelNamespace},
+		"spec": map[string]any{
+			"hosts":      []any{"g" + strconv.Itoa(gen) + sentinelDomain},
+			"exportTo":   []any{"*"},
+			"location":   "MESH_EXTERNAL",
+			"resolution": "STATIC",
+			"ports":      []any{map[string]any{"number": int64(1), "name": "tcp-sentinel", "protocol": "TCP"}},
+			"endpoints":  []any{map[string]any{"address": "192.0.2.1"}},
+		},
+	}}
+	u.SetLabels(objLabels)
+	return u
+}
+
+// sentinelGen reads the sentinel generation a proxy's configuration carries (-1: none).
+func sentinelGen(x *envoymodel.XDS) int {
+	gen := -1
+	for _, c := range x.Clusters {
+		if m := sentinelCluster.FindStringSubmatch(c.GetName()); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n > gen {
+				gen = n
+			}
+		}
+	}
+	return gen
+}
+
+// Prober holds the virtual proxies of one run.
+type Prober struct {
+	cs       kubernetes.Interface
+	addr     string
+	external http.Handler
+	// Settle bounds how long a probe waits for a proxy to reach the wanted sentinel.
+	Settle time.Duration
+
+	mu      sync.Mutex
+	clients map[string]*xdsclient.Client
+	want    int
+}
+
+// New returns a prober reading xDS from addr (istiod's plaintext xDS port, e.g. a port-forward to
+// istiod:15010); cs finds pods and Services; external answers for hosts outside the mesh.
+func New(cs kubernetes.Interface, addr string, external http.Handler) *Prober {
+	return &Prober{cs: cs, addr: addr, external: external, Settle: 60 * time.Second, clients: map[string]*xdsclient.Client{}, want: -1}
+}
+
+// Want records that every probe from now on must see sentinel generation gen or later.
+func (p *Prober) Want(gen int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.want = gen
+}
+
+// Converge waits until every virtual proxy subscribed so far carries the wanted sentinel.
+func (p *Prober) Converge(ctx context.Context) error {
+	p.mu.Lock()
+	clients := make([]*xdsclient.Client, 0, len(p.clients))
+	for _, c := range p.clients {
+		clients = append(clients, c)
+	}
+	want := p.want
+	p.mu.Unlock()
+	for _, c := range clients {
+		if _, err := p.await(ctx, c, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// await waits until c's configuration carries sentinel want or later, and returns it.
+func (p *Prober) await(ctx context.Context, c *xdsclient.Client, want int) (*envoymodel.XDS, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.Settle)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		return nil, err
+	}
+	for {
+		gen := c.Generation()
+		x := c.Snapshot()
+		if want < 0 || sentinelGen(x) >= want {
+			return x, nil
+		}
+		if err := c.WaitPushAfter(ctx, gen, 0); err != nil {
+			return nil, fmt.Errorf("waiting for sentinel g%d: %w", want, err)
+		}
+	}
+}
+
+// Close ends every subscription.
+func (p *Prober) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range p.clients {
+		c.Close()
+		delete(p.clients, k)
+	}
+}
+
+// Result is a prediction with the access-log entries it implies, by workload ref (name@namespace).
+type Result struct {
+	Observed outcome.Observed
+	Logs     map[string][]outcome.LogEntry
+	Trace    []string
+}
+
+// Probe predicts req sent from the pod of workload app@ns (label app=<app>). A pod that cannot be
+// found, or whose proxy's configuration cannot be read, is an error.
+func (p *Prober) Probe(ctx context.Context, ns, app string, sidecar bool, req *probe.Request) (Result, error) {
+	var client *envoymodel.Proxy
+	if sidecar {
+		pod, err := p.podOf(ctx, ns, labels.Set{"app": app}.AsSelector())
+		if err != nil {
+			return Result{}, err
+		}
+		if client, err = p.proxy(ctx, pod, app+"@"+ns, "sidecar"); err != nil {
+			return Result{}, err
+		}
+	}
+	header := http.Header{}
+	for _, h := range req.Headers {
+		k, v, _ := strings.Cut(h, ":")
+		header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	start := time.Now()
+	res, err := envoymodel.Send(client, envoymodel.Request{Method: req.Method, Scheme: req.Scheme, Host: req.Host, Port: req.Port,
+		Path: req.Path, Headers: header, Body: req.Data}, &world{p: p, ctx: ctx})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Observed: res.Response.Observed(req, time.Since(start)), Logs: res.Logs, Trace: res.Trace}, nil
+}
+
+func (p *Prober) podOf(ctx context.Context, ns string, sel labels.Selector) (*corev1.Pod, error) {
+	pods, err := p.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods %s in %s: %w", sel, ns, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
+			return pod, nil
+		}
+	}
+	return nil, fmt.Errorf("no running pod %s in namespace %s", sel, ns)
+}
+
+// proxy returns the virtual proxy of a pod, subscribed once and kept, with a configuration that
+// carries the wanted sentinel.
+func (p *Prober) proxy(ctx context.Context, pod *corev1.Pod, ref, typ string) (*envoymodel.Proxy, error) {
+	key := pod.Namespace + "/" + pod.Name
+	p.mu.Lock()
+	c, ok := p.clients[key]
+	want := p.want
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		c, err = xdsclient.Dial(ctx, p.addr, xdsclient.Node{Type: typ, IP: pod.Status.PodIP, Pod: pod.Name, Namespace: pod.Namespace,
+			Labels: pod.Labels, ServiceAccount: pod.Spec.ServiceAccountName, IstioVersion: "1.31.0"})
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.clients[key] = c
+		p.mu.Unlock()
+	}
+	x, err := p.await(ctx, c, want)
+	if err != nil {
+		return nil, fmt.Errorf("xDS of %s (%s): %w", ref, key, err)
+	}
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	return &envoymodel.Proxy{Ref: ref, Gateway: typ == "router", IP: pod.Status.PodIP, XDS: x,
+		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pod.Namespace, sa)}, nil
+}
+
+// world answers the model's questions from the cluster.
+type world struct {
+	p   *Prober
+	ctx context.Context
+}
+
+// Gateway implements envoymodel.World: a Service whose pods run Istio's proxy as a router.
+func (w *world) Gateway(host string, port int) (*envoymodel.Proxy, int, bool, error) {
+	name, ns, ok := serviceOf(host)
+	if !ok {
+		return nil, 0, false, nil
+	}
+	svc, err := w.p.cs.CoreV1().Services(ns).Get(w.ctx, name, metav1.GetOptions{})
+	if err != nil || len(svc.Spec.Selector) == 0 {
+		return nil, 0, false, nil
+	}
+	pod, err := w.p.podOf(w.ctx, ns, labels.Set(svc.Spec.Selector).AsSelector())
+	if err != nil || !isRouter(pod) {
+		return nil, 0, false, nil
+	}
+	target := 0
+	for _, sp := range svc.Spec.Ports {
+		if int(sp.Port) == port {
+			target = sp.TargetPort.IntValue()
+			if target == 0 {
+				target = int(sp.Port)
+			}
+		}
+	}
+	if target == 0 {
+		return nil, 0, true, fmt.Errorf("gateway Service %s/%s has no port %d", ns, name, port)
+	}
+	px, err := w.p.proxy(w.ctx, pod, name+"@"+ns, "router")
+	return px, target, true, err
+}
+
+// External implements envoymodel.World.
+func (w *world) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {
+	return envoymodel.ServeExternal(w.p.external, req)
+}
+
+// serviceOf splits NAME.NS.svc.cluster.local.
+func serviceOf(host string) (name, ns string, ok bool) {
+	parts := strings.Split(host, ".")
+	if len(parts) < 4 || parts[2] != "svc" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+// isRouter reports whether the pod runs Istio's proxy as a gateway (pilot-agent proxy router).
+func isRouter(pod *corev1.Pod) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "istio-proxy" && slices.Contains(c.Args, "router") {
+			return true
+		}
+	}
+	return false
+}
