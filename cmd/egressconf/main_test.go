@@ -201,3 +201,23 @@ func TestRenderGroupAndASM(t *testing.T) {
 		t.Errorf("TCP policy without a gateway port should get 10001:\n%s", out)
 	}
 }
+
+func TestCompare(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, observed string) string {
+		p := filepath.Join(dir, name+".json")
+		data := `{"id":"` + name + `","backend":{"Name":"sim"},"results":[{"id":"DENYNS-01","verdict":"pass","observed":"301"},{"id":"DENYNS-03","verdict":"pass","observed":"` + observed + `"}]}`
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b, c := write("a", "403"), write("b", "403"), write("c", "502")
+	if out, err := capture(t, func() error { return cmdCompare([]string{a, b}) }); err != nil || !strings.Contains(out, "2 expectations compared, 0 differ") {
+		t.Fatalf("%q %v", out, err)
+	}
+	out, err := capture(t, func() error { return cmdCompare([]string{a, c}) })
+	if err == nil || !strings.Contains(out, `DENYNS-03`) || !strings.Contains(out, `"502"`) || !strings.Contains(out, "1 differ") {
+		t.Fatalf("%q %v", out, err)
+	}
+}

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/egressconf/egressconf/internal/procstat"
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/conformance"
@@ -15,7 +20,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/runner"
 )
 
-func cmdRun(args []string) error {
+func cmdRun(args []string) (retErr error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	backendName := fs.String("backend", "sim", "where to run: sim (Istio's control plane in process), kind, existing")
 	var groups, ids, dirs stringList
@@ -34,6 +39,7 @@ func cmdRun(args []string) error {
 	verbose := fs.Bool("v", false, "stream Ginkgo's spec-by-spec output")
 	timeouts := runner.DefaultTimeouts()
 	timeouts.AddFlags(fs)
+	lf := addLiveFlags(fs)
 	if pos, err := parse(fs, args); err != nil {
 		return usageError{err.Error()}
 	} else if len(pos) > 0 {
@@ -53,7 +59,31 @@ func cmdRun(args []string) error {
 	case "sim":
 		b = sim.New()
 	case "kind", "existing":
-		return fmt.Errorf("--backend %s: not available in this build yet", *backendName)
+		// SIGINT/SIGTERM: provisioning stops; during the suite Ginkgo interrupts the running spec
+		// and tears its scenario down; finish then cleans the run up and runs the leak check.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if *runID == "" {
+			*runID = time.Now().UTC().Format("20060102-150405") + "-" + *backendName
+		}
+		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = *backendName, *runID, timeouts, c, os.Stdout
+		lb, finish, err := startLive(ctx, lf)
+		defer func() {
+			if ferr := finish(); ferr != nil {
+				fmt.Fprintf(os.Stderr, "egressconf: cleanup: %v\n", ferr)
+				if retErr == nil {
+					retErr = exitError{1}
+				}
+			}
+			if ctx.Err() != nil && retErr == nil {
+				fmt.Fprintln(os.Stderr, "egressconf: interrupted")
+				retErr = exitError{130}
+			}
+		}()
+		if err != nil {
+			return err
+		}
+		b = lb
 	default:
 		return usageError{fmt.Sprintf("unknown backend %q (sim, kind, existing)", *backendName)}
 	}
@@ -62,7 +92,7 @@ func cmdRun(args []string) error {
 	run, dir, err := conformance.Run(nil, conformance.Options{
 		Backend: b, Catalog: c, Groups: groups, IDs: ids, Timeouts: timeouts, ReportsDir: *reports, RunID: *runID,
 		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose,
-		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: true}),
+		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Measure: func(run *report.Run) {
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},

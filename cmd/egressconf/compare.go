@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/egressconf/egressconf/pkg/report"
+)
+
+// cmdCompare holds two runs against each other per expectation ID: the offline prediction and the
+// live control plane's, say. Any difference in verdict or observation is listed; exit 1 if any.
+func cmdCompare(args []string) error {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if len(pos) != 2 {
+		return usageError{"compare needs two results.json files (or run directories)"}
+	}
+	var runs [2]*report.Run
+	for i, p := range pos {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			p += "/" + report.ResultsFile
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		runs[i] = &report.Run{}
+		if err := json.Unmarshal(data, runs[i]); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	a, b := runs[0], runs[1]
+	byID := map[string]report.Result{}
+	for _, r := range b.Results {
+		byID[r.ID] = r
+	}
+	diffs := 0
+	for _, ra := range a.Results {
+		rb, ok := byID[ra.ID]
+		switch {
+		case !ok:
+			fmt.Printf("%-12s only in %s\n", ra.ID, a.ID)
+			diffs++
+		case ra.Verdict != rb.Verdict || ra.Observed != rb.Observed:
+			fmt.Printf("%-12s %s (%s): %s %q | %s (%s): %s %q\n", ra.ID, a.Backend.Name, a.Backend.Oracle, ra.Verdict, ra.Observed,
+				b.Backend.Name, b.Backend.Oracle, rb.Verdict, rb.Observed)
+			diffs++
+		}
+		delete(byID, ra.ID)
+	}
+	for id := range byID {
+		fmt.Printf("%-12s only in %s\n", id, b.ID)
+		diffs++
+	}
+	fmt.Printf("%d expectations compared, %d differ (%s: %s; %s: %s)\n", len(a.Results), diffs, a.ID, a.Backend.Oracle, b.ID, b.Backend.Oracle)
+	if diffs > 0 {
+		return exitError{1}
+	}
+	return nil
+}
