@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,6 +32,7 @@ type liveFlags struct {
 	curlImage, nginxImage, standinImage  string
 	loadArchives                         stringList
 	loadCommand, internet, networkPolicy string
+	probeMode                            string
 	workDir                              string
 	progress                             io.Writer
 	timeouts                             runner.Timeouts
@@ -46,7 +46,7 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	f := &liveFlags{}
 	fs.StringVar(&f.clusterName, "cluster-name", cluster.DefaultName, "kind: name of the cluster to create or reuse")
 	fs.BoolVar(&f.keepCluster, "keep-cluster", false, "kind: keep the cluster after the run (it is deleted when this run created it)")
-	fs.BoolVar(&f.keep, "keep", false, "leave every object, the stand-in, the CoreDNS override and the mesh config in place (debugging; use with one --group)")
+	fs.BoolVar(&f.keep, "keep", false, "leave every object, the stand-in, the CoreDNS override and the mesh config in place, and a kind cluster (debugging; use with one --group)")
 	fs.StringVar(&f.nodeImage, "node-image", "", "kind: node image (default kind v0.33.0's pinned "+cluster.DefaultNodeImage+")")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "existing: kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&f.kubeContext, "context", "", "existing: kubeconfig context (default the current one)")
@@ -55,13 +55,14 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	fs.StringVar(&f.istioCharts, "istio-charts", "", "install from this local charts directory (Istio's manifests/charts) instead of the chart repository")
 	fs.StringVar(&f.istioHub, "istio-hub", "", "image hub for Istio's images (global.hub)")
 	fs.StringVar(&f.istioTag, "istio-tag", "", "image tag for Istio's images (global.tag)")
-	fs.StringVar(&f.istioPullPolicy, "istio-image-pull-policy", "", "imagePullPolicy of Istio's images (Always, IfNotPresent, Never)")
+	fs.StringVar(&f.istioPullPolicy, "istio-image-pull-policy", "", "imagePullPolicy of Istio's images and injected proxies (Always, IfNotPresent, Never; default IfNotPresent)")
 	fs.BoolVar(&f.helmDebug, "helm-debug", false, "print Helm's debug output")
 	fs.StringVar(&f.curlImage, "curl-image", "", "image of the sleep (curl) fixtures (default curlimages/curl:8.11.1)")
 	fs.StringVar(&f.nginxImage, "nginx-image", "", "image of the nginx fixture (default nginx:1.27.0)")
 	fs.StringVar(&f.standinImage, "standin-image", "", "use this stand-in image as it is (pullable or present); default: build "+standin.DefaultImage+" from source and load it")
 	fs.Var(&f.loadArchives, "load-image-archive", "image archive to load into the cluster before the run (repeatable; kind: through the kind library; existing: with --load-command)")
 	fs.StringVar(&f.loadCommand, "load-command", "", "existing: command that loads an image archive into the cluster's nodes; the archive path replaces {} or is appended (e.g. ../shared/tools/localcluster/load-images.sh)")
+	fs.StringVar(&f.probeMode, "probe", live.ProbeCurl, "curl: run curl in the pods (observed through the data plane); xds: predict each request from the xDS istiod sends the pods' proxies (no Envoy needed)")
 	fs.StringVar(&f.internet, "internet", live.InternetHermetic, "hermetic (the run's stand-in hosts in the cluster) or live (the real sites)")
 	fs.Var(&f.restartCoreDNS, "restart-coredns", "restart CoreDNS's pods after changing its Corefile instead of waiting for its reload (default true for kind, false for existing)")
 	fs.StringVar(&f.networkPolicy, "network-policy", "auto", "whether the cluster enforces NetworkPolicy: auto (detect the CNI), yes, no")
@@ -140,22 +141,14 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	default:
 		return nil, finish, usageError{fmt.Sprintf("--network-policy %q: want auto, yes or no", f.networkPolicy)}
 	}
-	phase := func(name string, fn func() error) error {
-		start := time.Now()
-		if err := fn(); err != nil {
-			fmt.Fprintf(out, "== %s FAILED after %s: %v\n", name, time.Since(start).Round(time.Millisecond), err)
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		fmt.Fprintf(out, "== %s %s\n", name, time.Since(start).Round(time.Millisecond))
-		return nil
-	}
+	phase := func(name string, fn func() error) error { return live.Phase(out, name, fn) }
 
 	var cfg *rest.Config
 	var load func(context.Context, string) error
 	opts := live.Options{
 		Name: f.backendName, RunID: f.runID, Timeouts: t, CurlImage: f.curlImage, NginxImage: f.nginxImage,
 		Internet: f.internet, StandinImage: f.standinImage, NetworkPolicy: netpol, Keep: f.keep,
-		Progress: out, WorkDir: f.workDir,
+		Progress: out, WorkDir: f.workDir, Probe: f.probeMode,
 	}
 	install := f.installIstio.or(f.backendName == "kind")
 	ic := istioinstall.Options{
@@ -183,7 +176,7 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 			return nil, finish, err
 		}
 		undo = append(undo, func(ctx context.Context) error {
-			if f.keepCluster || !c.Created {
+			if f.keepCluster || f.keep || !c.Created {
 				fmt.Fprintf(out, "== kind cluster %s kept (kubectl --context %s)\n", c.Name, c.Context())
 				return nil
 			}

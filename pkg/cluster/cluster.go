@@ -234,9 +234,9 @@ func (i *infoLogger) Infof(format string, args ...any) { i.l.line("", fmt.Sprint
 func (i *infoLogger) Enabled() bool                    { return true }
 
 func (l *logger) line(level, msg string) {
-	msg = strings.TrimRight(msg, "\n")
-	if msg == "" {
-		return
+	msg = strings.TrimRight(msg, " \n")
+	if msg == "" || strings.HasPrefix(strings.TrimSpace(msg), "•") {
+		return // kind's "step started" lines: the "✓" line follows
 	}
 	if level != "" {
 		msg = level + ": " + msg

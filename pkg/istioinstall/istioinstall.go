@@ -28,13 +28,16 @@ import (
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -51,6 +54,9 @@ const DefaultVersion = "1.31.1"
 
 // DefaultRepoURL is Istio's official Helm chart repository.
 const DefaultRepoURL = "https://istio-release.storage.googleapis.com/charts"
+
+// DefaultImagePullPolicy is the images' pull policy when none is given.
+const DefaultImagePullPolicy = "IfNotPresent"
 
 // Namespace is where base and istiod are installed.
 const Namespace = "istio-system"
@@ -69,9 +75,12 @@ type Options struct {
 	RepoURL string
 	// ChartsDir is a local copy of Istio's manifests/charts: no download.
 	ChartsDir string
-	// Hub, Tag and ImagePullPolicy override the images (global.hub, global.tag,
-	// global.imagePullPolicy); empty keeps the charts' defaults.
-	Hub, Tag, ImagePullPolicy string
+	// Hub and Tag override the images (global.hub, global.tag); empty keeps the charts' defaults.
+	Hub, Tag string
+	// ImagePullPolicy of istiod, the gateways and the injected sidecars (global.imagePullPolicy;
+	// DefaultImagePullPolicy when empty: the gateway injection template would otherwise pull
+	// every tag that is not a release, "Always", which fails without a registry).
+	ImagePullPolicy string
 	// Gateways to install, each as a gateway chart release named after it in its namespace
 	// (default: every fixtures.Gateways entry).
 	Gateways []fixtures.Gateway
@@ -91,6 +100,9 @@ func (o *Options) defaults() {
 	}
 	if o.RepoURL == "" {
 		o.RepoURL = DefaultRepoURL
+	}
+	if o.ImagePullPolicy == "" {
+		o.ImagePullPolicy = DefaultImagePullPolicy
 	}
 	if o.Gateways == nil {
 		for _, n := range fixtures.GatewayNames() {
@@ -215,9 +227,15 @@ func Install(ctx context.Context, cfg *rest.Config, o Options) (*Result, error) 
 	return res, nil
 }
 
-// Uninstall removes the releases of res in reverse order, then the namespaces Install created.
+// Uninstall removes the releases of res in reverse order, then the CustomResourceDefinitions the
+// base chart keeps on uninstall (helm.sh/resource-policy: keep; this install created them), then
+// the namespaces Install created.
 func Uninstall(ctx context.Context, cfg *rest.Config, res *Result, o Options) error {
 	o.defaults()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for i := len(res.Releases) - 1; i >= 0; i-- {
 		r := res.Releases[i]
@@ -226,10 +244,21 @@ func Uninstall(ctx context.Context, cfg *rest.Config, res *Result, o Options) er
 			errs = append(errs, err)
 			continue
 		}
+		var crds []string
+		if rel, err := action.NewGet(ac).Run(r.Name); err == nil {
+			crds = manifestCRDs(rel.Manifest)
+		}
 		un := action.NewUninstall(ac)
 		un.Timeout = o.Timeout
 		if _, err := un.Run(r.Name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 			errs = append(errs, fmt.Errorf("helm: uninstall %s/%s: %w", r.Namespace, r.Name, err))
+			continue
+		}
+		for _, name := range crds {
+			err := dyn.Resource(crdGVR).Delete(ctx, name, metav1.DeleteOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete CustomResourceDefinition %s: %w", name, err))
+			}
 		}
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -242,6 +271,29 @@ func Uninstall(ctx context.Context, cfg *rest.Config, res *Result, o Options) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// manifestCRDs lists the CustomResourceDefinitions of a release manifest.
+func manifestCRDs(manifest string) []string {
+	var names []string
+	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return names
+		}
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if yaml.Unmarshal(doc, &obj) == nil && obj.Kind == "CustomResourceDefinition" && obj.Metadata.Name != "" {
+			names = append(names, obj.Metadata.Name)
+		}
+	}
 }
 
 func (o *Options) loadChart(spec chartSpec) (*chart.Chart, error) {
@@ -283,11 +335,17 @@ func (o *Options) actionConfig(cfg *rest.Config, ns string) (*action.Configurati
 // WaitDeployment polls until the Deployment has all its replicas updated and available.
 func WaitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) error {
 	var last string
+	var sel string
 	err := poll(ctx, timeout, func(ctx context.Context) (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			last = err.Error()
+			if ctx.Err() == nil {
+				last = err.Error()
+			}
 			return false, nil
+		}
+		if d.Spec.Selector != nil {
+			sel = metav1.FormatLabelSelector(d.Spec.Selector)
 		}
 		want := int32(1)
 		if d.Spec.Replicas != nil {
@@ -298,9 +356,38 @@ func WaitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name strin
 		return st.ObservedGeneration >= d.Generation && st.UpdatedReplicas >= want && st.AvailableReplicas >= want, nil
 	})
 	if err != nil {
-		return fmt.Errorf("deployment %s/%s not ready (%s): %w", ns, name, last, err)
+		return fmt.Errorf("deployment %s/%s not ready (%s%s): %w", ns, name, last, podTrouble(context.WithoutCancel(ctx), cs, ns, sel), err)
 	}
 	return nil
+}
+
+// podTrouble describes the waiting containers of the pods matching sel, for error messages.
+func podTrouble(ctx context.Context, cs kubernetes.Interface, ns, sel string) string {
+	if sel == "" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range pods.Items {
+		for _, c := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			if w := c.State.Waiting; w != nil {
+				msg := w.Message
+				if len(msg) > 200 {
+					msg = msg[:200] + "..."
+				}
+				parts = append(parts, fmt.Sprintf("pod %s container %s: %s %s", p.Name, c.Name, w.Reason, msg))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(parts, "; ")
 }
 
 // waitInjector polls until istiod has written the CA bundle of its sidecar injector webhook, so

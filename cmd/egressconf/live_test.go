@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCommandLoader(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "load.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$@\" >> "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := commandLoader(script, nil)(ctx, "/tmp/a.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if err := commandLoader(script+" --archive={} --x", nil)(ctx, "/tmp/b.tar"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(out)
+	if want := "/tmp/a.tar\n--archive=/tmp/b.tar --x\n"; string(got) != want {
+		t.Errorf("loader ran with %q, want %q", got, want)
+	}
+	err := commandLoader("false", nil)(ctx, "/tmp/c.tar")
+	if err == nil || !strings.Contains(err.Error(), "false /tmp/c.tar") {
+		t.Errorf("failing loader: %v", err)
+	}
+}
+
+func TestLiveFlagChecks(t *testing.T) {
+	for _, id := range []string{"20260101-120000-kind", "e2e.kind_1"} {
+		if !labelValueRE.MatchString(id) {
+			t.Errorf("%q rejected", id)
+		}
+	}
+	for _, id := range []string{"", "a b", "-x", strings.Repeat("a", 64)} {
+		if labelValueRE.MatchString(id) {
+			t.Errorf("%q accepted as a label value", id)
+		}
+	}
+	var o optBool
+	if o.or(true) != true || o.or(false) != false {
+		t.Error("unset optBool does not default")
+	}
+	if err := o.Set("false"); err != nil || o.or(true) {
+		t.Errorf("set false: %v", err)
+	}
+}
+
+func TestRunLiveUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--backend", "existing", "--keep-cluster", "--kubeconfig", "/nonexistent"},
+		{"--backend", "kind", "--context", "x"},
+		{"--backend", "existing", "--internet", "sometimes"},
+		{"--backend", "existing", "--run-id", "not a label"},
+	} {
+		err := cmdRun(args)
+		if _, ok := err.(usageError); !ok {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// istiodPods lists istiod's running pods.
+func (b *Backend) istiodPods(ctx context.Context) ([]corev1.Pod, error) {
+	pods, err := b.cs.CoreV1().Pods(IstioNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+	if err != nil {
+		return nil, fmt.Errorf("istiod pods: %w", err)
+	}
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no ready istiod pod in %s (label app=istiod)", IstioNamespace)
+	}
+	return out, nil
+}
+
+// istiodDebug runs `pilot-discovery request GET path` in an istiod pod: its debug endpoints on
+// localhost:15014, without a port-forward or a token.
+func (b *Backend) istiodDebug(ctx context.Context, pod *corev1.Pod, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := b.exec(ctx, pod.Namespace, pod.Name, "discovery", []string{"pilot-discovery", "request", "GET", path})
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("istiod %s %s: exit %d: %s", pod.Name, path, res.ExitCode, clip(strings.TrimSpace(res.Stderr+res.Stdout), 300))
+	}
+	return []byte(res.Stdout), nil
+}
+
+// configzEntry is one config istiod's /debug/configz lists.
+type configzEntry struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name            string `json:"name"`
+		Namespace       string `json:"namespace"`
+		ResourceVersion string `json:"resourceVersion"`
+	} `json:"metadata"`
+}
+
+// syncStatus is one proxy of istiod's /debug/syncz.
+type syncStatus struct {
+	ProxyID   string `json:"proxy"`
+	Resources map[string]struct {
+		Sent      string `json:"sent"`
+		Acked     string `json:"acked"`
+		LastError string `json:"lastError"`
+	} `json:"resources"`
+}
+
+// Converge implements backend.Backend. It returns once
+//  1. every istiod pod has the step's changes: each Istio object applied is in its config store
+//     (/debug/configz) at the resource version written, each deleted one is gone, and its
+//     mesh config (/debug/mesh) shows the outbound traffic policy set;
+//  2. every proxy involved that runs Envoy (the scenario's workloads and egress gateways) is
+//     connected to istiod and has ACKed everything istiod sent it (/debug/syncz), and has stayed so
+//     for Timeouts.ConvergeSettle after 1 held (istiod's push debounce).
+//
+// The runner bounds it with Timeouts.Converge. Proxies without Envoy are not waited for: their
+// checks are skipped.
+func (b *Backend) Converge(ctx context.Context) error {
+	sc := b.sc
+	if sc == nil || sc.skip != "" || (sc.pending.empty() && b.xds == nil) {
+		return nil
+	}
+	pods, err := b.istiodPods(ctx)
+	if err != nil {
+		return err
+	}
+	var why string
+	err = b.poll(ctx, 0, func(ctx context.Context) (bool, error) {
+		for i := range pods {
+			ok, w, err := b.istiodHas(ctx, &pods[i], sc.pending)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				why = w
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("istiod does not have the change (%s): %w", why, err)
+	}
+	if b.xds != nil {
+		// Exact: the virtual proxies wait for the push carrying a sentinel applied after the change.
+		sc.pending = pending{}
+		return b.xdsConverge(ctx)
+	}
+	held := time.Now()
+	proxies := b.envoyProxies(ctx, sc)
+	if len(proxies) > 0 {
+		var inSyncSince time.Time
+		err = b.poll(ctx, 0, func(ctx context.Context) (bool, error) {
+			ok, w, err := b.proxiesInSync(ctx, pods, proxies)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				why, inSyncSince = w, time.Time{}
+				return false, nil
+			}
+			if inSyncSince.IsZero() {
+				inSyncSince = time.Now()
+			}
+			if inSyncSince.Before(held) {
+				inSyncSince = held
+			}
+			why = "in sync, settling"
+			return time.Since(inSyncSince) >= b.o.Timeouts.ConvergeSettle, nil
+		})
+		if err != nil {
+			return fmt.Errorf("proxies not in sync with istiod (%s): %w", why, err)
+		}
+	}
+	sc.pending = pending{}
+	return nil
+}
+
+// istiodHas checks step 1 of Converge against one istiod pod.
+func (b *Backend) istiodHas(ctx context.Context, pod *corev1.Pod, p pending) (bool, string, error) {
+	if len(p.istio) > 0 {
+		out, err := b.istiodDebug(ctx, pod, "/debug/configz")
+		if err != nil {
+			return false, "", err
+		}
+		var entries []configzEntry
+		if err := json.Unmarshal(out, &entries); err != nil {
+			return false, "", fmt.Errorf("istiod /debug/configz: %w", err)
+		}
+		have := map[string]string{}
+		for _, e := range entries {
+			have[e.Kind+"/"+e.Metadata.Namespace+"/"+e.Metadata.Name] = e.Metadata.ResourceVersion
+		}
+		for _, c := range p.istio {
+			rv, ok := have[c.ref.Kind+"/"+c.ref.Namespace+"/"+c.ref.Name]
+			switch {
+			case c.deleted && ok:
+				return false, fmt.Sprintf("istiod %s still has deleted %s", pod.Name, c.ref), nil
+			case !c.deleted && !ok:
+				return false, fmt.Sprintf("istiod %s does not have %s yet", pod.Name, c.ref), nil
+			case !c.deleted && !rvAtLeast(rv, c.resourceVersion):
+				return false, fmt.Sprintf("istiod %s has %s at resourceVersion %s, want %s", pod.Name, c.ref, rv, c.resourceVersion), nil
+			}
+		}
+	}
+	if p.mesh != "" {
+		out, err := b.istiodDebug(ctx, pod, "/debug/mesh")
+		if err != nil {
+			return false, "", err
+		}
+		got, err := meshDebugMode(out)
+		if err != nil {
+			return false, "", err
+		}
+		if got != p.mesh {
+			return false, fmt.Sprintf("istiod %s mesh outboundTrafficPolicy is %s, want %s", pod.Name, got, p.mesh), nil
+		}
+	}
+	return true, "", nil
+}
+
+// meshDebugMode reads the outbound traffic policy from istiod's /debug/mesh JSON, where
+// REGISTRY_ONLY (the enum's zero value) prints as an empty object.
+func meshDebugMode(out []byte) (string, error) {
+	var m struct {
+		OutboundTrafficPolicy *struct {
+			Mode string `json:"mode"`
+		} `json:"outboundTrafficPolicy"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return "", fmt.Errorf("istiod /debug/mesh: %w", err)
+	}
+	if m.OutboundTrafficPolicy == nil || m.OutboundTrafficPolicy.Mode == "" {
+		return RegistryOnly, nil
+	}
+	return m.OutboundTrafficPolicy.Mode, nil
+}
+
+// proxyRef is a proxy Converge waits for: its syncz ID contains "~pod.namespace~".
+type proxyRef struct{ pod, namespace string }
+
+// envoyProxies are the proxies of the scenario that run Envoy: workload sidecars and gateway pods.
+func (b *Backend) envoyProxies(ctx context.Context, sc *scenarioState) []proxyRef {
+	var out []proxyRef
+	for _, st := range sc.workloads {
+		if st.w.HasSidecar() && st.noEnvoy == "" {
+			if p, err := b.workloadPod(ctx, st.w); err == nil {
+				out = append(out, proxyRef{p.Name, p.Namespace})
+			}
+		}
+	}
+	for _, name := range sc.s.Spec.Gateways {
+		g := b.gateways[name]
+		if g == nil || g.noEnvoy != "" {
+			continue
+		}
+		for _, p := range g.pods {
+			out = append(out, proxyRef{p, g.gw.Namespace})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].namespace+out[i].pod < out[j].namespace+out[j].pod })
+	return out
+}
+
+// proxiesInSync checks step 2 of Converge with the /debug/syncz of every istiod pod (each proxy
+// is connected to one of them).
+func (b *Backend) proxiesInSync(ctx context.Context, pods []corev1.Pod, proxies []proxyRef) (bool, string, error) {
+	var statuses []syncStatus
+	for i := range pods {
+		out, err := b.istiodDebug(ctx, &pods[i], "/debug/syncz")
+		if err != nil {
+			return false, "", err
+		}
+		var st []syncStatus
+		if err := json.Unmarshal(out, &st); err != nil {
+			return false, "", fmt.Errorf("istiod /debug/syncz: %w", err)
+		}
+		statuses = append(statuses, st...)
+	}
+	for _, p := range proxies {
+		key := "~" + p.pod + "." + p.namespace + "~"
+		var st *syncStatus
+		for i := range statuses {
+			if strings.Contains(statuses[i].ProxyID, key) {
+				st = &statuses[i]
+				break
+			}
+		}
+		if st == nil {
+			return false, fmt.Sprintf("proxy %s/%s is not connected to istiod", p.namespace, p.pod), nil
+		}
+		for typ, r := range st.Resources {
+			if r.LastError != "" {
+				return false, fmt.Sprintf("proxy %s/%s rejected %s: %s", p.namespace, p.pod, shortType(typ), r.LastError), nil
+			}
+			if r.Sent != r.Acked {
+				return false, fmt.Sprintf("proxy %s/%s has not ACKed %s", p.namespace, p.pod, shortType(typ)), nil
+			}
+		}
+	}
+	return true, "", nil
+}
+
+func shortType(typeURL string) string {
+	if i := strings.LastIndex(typeURL, "."); i >= 0 {
+		return typeURL[i+1:]
+	}
+	return typeURL
+}

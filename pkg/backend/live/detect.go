@@ -1,0 +1,173 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/catalog"
+)
+
+// gatewayState is what detect found for one fixture gateway.
+type gatewayState struct {
+	gw fixtures.Gateway
+	// present: its Service exists and a ready pod carries its labels.
+	present bool
+	// missing says what is absent when !present.
+	missing string
+	// pods are its ready pods.
+	pods []string
+	// noEnvoy is why its logs cannot be read as a mesh outcome ("" when Envoy runs).
+	noEnvoy string
+}
+
+// NetworkPolicyCNIs are the DaemonSets (in kube-system) of CNIs known to enforce NetworkPolicy.
+// kind's own kindnet enforces it since kind v0.24.
+var NetworkPolicyCNIs = []string{"kindnet", "calico-node", "cilium", "antrea-agent", "weave-net", "kube-router", "canal"}
+
+// detect finds istiod and its version, the fixture gateways, and the cluster's capabilities.
+func (b *Backend) detect(ctx context.Context) error {
+	d, err := b.cs.AppsV1().Deployments(IstioNamespace).Get(ctx, "istiod", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("istiod (Deployment %s/istiod): %w; install Istio first (--install-istio)", IstioNamespace, err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "discovery" {
+			b.istiodImage = c.Image
+		}
+	}
+	pods, err := b.istiodPods(ctx)
+	if err != nil {
+		return err
+	}
+	version := imageTag(b.istiodImage)
+	if out, err := b.exec(ctx, IstioNamespace, pods[0].Name, "discovery", []string{"pilot-discovery", "version", "-s"}); err == nil && out.ExitCode == 0 {
+		// "client version: 1.31-dev" (pilot-discovery prints its own version as the client's)
+		v := strings.TrimSpace(out.Stdout)
+		if i := strings.LastIndex(v, ":"); i >= 0 {
+			v = strings.TrimSpace(v[i+1:])
+		}
+		if v != "" {
+			version = v
+		}
+	}
+	caps := map[string]bool{}
+	if b.o.NetworkPolicy != nil {
+		caps[backend.CapNetworkPolicy] = *b.o.NetworkPolicy
+	} else {
+		cni, err := b.networkPolicyCNI(ctx)
+		if err != nil {
+			return err
+		}
+		caps[backend.CapNetworkPolicy] = cni != ""
+	}
+	if _, err := b.resource(asmGVK); err == nil {
+		caps[backend.CapASMEgressTrafficPolicy] = true
+	}
+	b.mu.Lock()
+	b.info.IstioVersion = version
+	b.info.MeshVersion = "istio " + version + " (istiod image " + b.istiodImage + ")"
+	b.info.Capabilities = caps
+	b.mu.Unlock()
+	for _, name := range fixtures.GatewayNames() {
+		g, err := b.detectGateway(ctx, fixtures.Gateways[name])
+		if err != nil {
+			return err
+		}
+		b.gateways[name] = g
+	}
+	return nil
+}
+
+func imageTag(image string) string {
+	if i := strings.LastIndex(image, ":"); i >= 0 && !strings.Contains(image[i:], "/") {
+		return image[i+1:]
+	}
+	return "unknown"
+}
+
+// networkPolicyCNI names the NetworkPolicy-enforcing CNI running in kube-system, or "".
+func (b *Backend) networkPolicyCNI(ctx context.Context) (string, error) {
+	ds, err := b.cs.AppsV1().DaemonSets("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("DaemonSets of kube-system: %w", err)
+	}
+	for _, d := range ds.Items {
+		for _, n := range NetworkPolicyCNIs {
+			if d.Name == n && d.Status.NumberReady > 0 {
+				return n, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// detectGateway checks the gateway's Service and ready pods (selected by its fixture labels), and
+// whether Envoy runs in them.
+func (b *Backend) detectGateway(ctx context.Context, g fixtures.Gateway) (*gatewayState, error) {
+	st := &gatewayState{gw: g}
+	if _, err := b.cs.CoreV1().Services(g.Namespace).Get(ctx, g.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		st.missing = fmt.Sprintf("no Service %s/%s", g.Namespace, g.Name)
+		return st, nil
+	} else if err != nil {
+		return nil, err
+	}
+	sel := labels.SelectorFromSet(g.Labels).String()
+	pods, err := b.cs.CoreV1().Pods(g.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	var ready []*corev1.Pod
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) {
+			ready = append(ready, p)
+			st.pods = append(st.pods, p.Name)
+		}
+	}
+	if len(ready) == 0 {
+		st.missing = fmt.Sprintf("no ready pod labelled %s in %s", sel, g.Namespace)
+		return st, nil
+	}
+	sort.Strings(st.pods)
+	st.present = true
+	for _, p := range ready {
+		why, err := b.envoyState(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("gateway %s: %w", g.Ref(), err)
+		}
+		if why != "" {
+			st.noEnvoy = why
+			break
+		}
+	}
+	return st, nil
+}
+
+// missingGateways says which of the scenario's gateways are missing here ("" when none).
+func (b *Backend) missingGateways(s *catalog.Scenario) string {
+	var parts []string
+	for _, name := range s.Spec.Gateways {
+		g, ok := b.gateways[name]
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("egress gateway %s not known", name))
+		case !g.present:
+			parts = append(parts, fmt.Sprintf("egress gateway %s missing (%s)", g.gw.Ref(), g.missing))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// asmGVK is the ASMEgressTrafficPolicy kind (any served version): where its CRD exists, ASM's
+// controller serves it.
+var asmGVK = schema.GroupVersionKind{Group: "istio.alibabacloud.com", Kind: "ASMEgressTrafficPolicy"}

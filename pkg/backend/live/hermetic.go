@@ -1,0 +1,201 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/clusterdns"
+	"github.com/egressconf/egressconf/pkg/image"
+	"github.com/egressconf/egressconf/pkg/pki"
+	"github.com/egressconf/egressconf/pkg/standin"
+)
+
+// prepareHermetic sets up the run's stand-in internet: CA and leaves, the image (built and loaded
+// when asked), the stand-in's objects, the CA credential Secret in each gateway namespace (for
+// TLS origination at the egress gateway), the CoreDNS override, and a check from a pod that every
+// external host resolves to the stand-in and answers.
+func (b *Backend) prepareHermetic(ctx context.Context) error {
+	t := b.o.Timeouts
+	hosts := standin.HostNames(standin.DefaultHosts())
+	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage}
+	if err := b.phase("stand-in certificates", func() (err error) {
+		in.Certs, err = pki.Generate(hosts, pki.Options{})
+		return err
+	}); err != nil {
+		return err
+	}
+	if b.o.BuildStandinImage {
+		if b.o.LoadImage == nil {
+			return fmt.Errorf("the stand-in image must be loaded into the cluster, and no way to load images was given")
+		}
+		dir, err := b.workDir()
+		if err != nil {
+			return err
+		}
+		archive := filepath.Join(dir, "standin.tar")
+		if err := b.phase("stand-in image build "+b.o.StandinImage, func() error {
+			return image.BuildStandin(ctx, image.Options{Ref: b.o.StandinImage, OutFile: archive})
+		}); err != nil {
+			return err
+		}
+		if err := b.phase("stand-in image load", func() error { return b.o.LoadImage(ctx, archive) }); err != nil {
+			return err
+		}
+	}
+	// The stand-in's namespace must be ours or absent: standin.Apply would update anything.
+	if ns, err := b.cs.CoreV1().Namespaces().Get(ctx, standin.Namespace, metav1.GetOptions{}); err == nil && !b.ours(ns) {
+		return &OwnershipError{Kind: "Namespace", Name: standin.Namespace, ManagedBy: ns.Labels[fixtures.LabelManagedBy], Run: ns.Labels[fixtures.LabelRun], RunID: b.o.RunID}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	b.standin = in
+	if err := b.phase("stand-in deploy", func() error {
+		if err := in.Apply(ctx, b.cs); err != nil {
+			return err
+		}
+		return in.WaitReady(ctx, b.cs, t.Provision)
+	}); err != nil {
+		return err
+	}
+	if err := b.phase("stand-in CA credential for TLS origination", func() error {
+		seen := map[string]bool{}
+		for _, name := range fixtures.GatewayNames() {
+			g := b.gateways[name]
+			if g == nil || !g.present || seen[g.gw.Namespace] {
+				continue
+			}
+			seen[g.gw.Namespace] = true
+			obj, err := toUnstructured(in.CACredentialSecret(g.gw.Namespace))
+			if err != nil {
+				return err
+			}
+			a, err := b.createOwned(ctx, obj)
+			if err != nil {
+				return err
+			}
+			b.runObjects = append(b.runObjects, a.ref)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return b.phase("cluster DNS override", func() error {
+		restore, err := clusterdns.Override(ctx, b.cs, hosts, in.ServiceFQDN(""), clusterdns.WithRunID(b.o.RunID))
+		if err != nil {
+			return err
+		}
+		b.dnsRestore = restore
+		if b.o.RestartCoreDNS {
+			if err := b.restartCoreDNS(ctx); err != nil {
+				return err
+			}
+		}
+		return b.checkDNS(ctx, hosts)
+	})
+}
+
+// restartCoreDNS deletes CoreDNS's pods so the new ones read the Corefile at once (instead of
+// CoreDNS's reload plugin noticing the kubelet's refresh of the mounted ConfigMap, a minute or
+// two later), and waits for the Deployment to be available again.
+func (b *Backend) restartCoreDNS(ctx context.Context) error {
+	pods, err := b.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+	if err != nil {
+		return err
+	}
+	zero := int64(0)
+	for _, p := range pods.Items {
+		if err := b.cs.CoreV1().Pods("kube-system").Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("restart CoreDNS: %w", err)
+		}
+	}
+	old := map[string]bool{}
+	for _, p := range pods.Items {
+		old[p.Name] = true
+	}
+	return b.poll(ctx, b.o.Timeouts.Provision, func(ctx context.Context) (bool, error) {
+		cur, err := b.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for i := range cur.Items {
+			p := &cur.Items[i]
+			if old[p.Name] {
+				return false, nil
+			}
+			if p.Status.Phase == corev1.PodRunning && podReady(p) {
+				ready++
+			}
+		}
+		return ready > 0 && ready == len(cur.Items), nil
+	})
+}
+
+// checkDNS runs a pod without a sidecar in the stand-in's namespace and polls, with curl, until
+// every external host answers from the stand-in (the Corefile change reached CoreDNS).
+func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
+	w := catalog.Workload{Name: "dnscheck", Namespace: standin.Namespace, Fixture: "sleep", ServiceAccount: "default"}
+	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage})
+	if err != nil {
+		return err
+	}
+	var made []objRef
+	for _, o := range objs {
+		if _, ok := o.(*corev1.Service); ok {
+			continue
+		}
+		u, err := toUnstructured(o)
+		if err != nil {
+			return err
+		}
+		a, err := b.createOwned(ctx, u)
+		if err != nil {
+			return err
+		}
+		made = append(made, a.ref)
+	}
+	defer func() { _ = b.deleteRefs(context.WithoutCancel(ctx), made) }()
+	var pod *corev1.Pod
+	if err := b.poll(ctx, b.o.Timeouts.Provision, func(ctx context.Context) (bool, error) {
+		p, err := b.workloadPod(ctx, w)
+		pod = p
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("DNS check pod: %s: %w", b.podTrouble(ctx, w), err)
+	}
+	svc, err := b.cs.CoreV1().Services(standin.Namespace).Get(ctx, standin.ServiceName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("stand-in Service: %w", err)
+	}
+	var last string
+	err = b.poll(ctx, b.o.Timeouts.Provision, func(ctx context.Context) (bool, error) {
+		var bad []string
+		for _, h := range hosts {
+			res, err := b.exec(ctx, pod.Namespace, pod.Name, "sleep", []string{"curl", "-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code} %{remote_ip}", "http://" + h + "/"})
+			if err != nil {
+				return false, err
+			}
+			code, ip, _ := strings.Cut(strings.TrimSpace(res.Stdout), " ")
+			switch {
+			case res.ExitCode != 0 || code == "000":
+				bad = append(bad, fmt.Sprintf("%s (curl exit %d)", h, res.ExitCode))
+			case ip != svc.Spec.ClusterIP:
+				bad = append(bad, fmt.Sprintf("%s (answered from %s, not the stand-in's %s)", h, ip, svc.Spec.ClusterIP))
+			}
+		}
+		last = strings.Join(bad, ", ")
+		return len(bad) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("external hosts do not answer from the stand-in: %s: %w", last, err)
+	}
+	return nil
+}

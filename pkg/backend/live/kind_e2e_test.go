@@ -1,0 +1,779 @@
+package live_test
+
+// Real checks of the live backends on a kind cluster. They run only with EGRESSCONF_KIND=1 (see
+// scripts/ci-live.sh, which prepares a node image, a Docker engine, Istio's images and the charts).
+// The subtests share one cluster and run in order:
+//
+//	kind-catalog      egressconf run --backend kind: the whole catalog, cluster kept
+//	existing-G1       egressconf run --backend existing against that cluster (it did not create it)
+//	existing-refusal  an object the run did not create is never overwritten
+//	api               probes, exec failures as errors, log reading, diagnostics, through the package
+//	existing-missing-gateway  a scenario whose egress gateway is missing is skipped with the reason
+//	sigint            SIGINT during a run: cleanup, leak check, CoreDNS and mesh config restored
+//	localcluster-install-istio  --backend existing --install-istio --load-command on the local
+//	                  cluster (not kind): Helm install, image loading by command, uninstall, leak check
+//	existing-keep     --keep leaves the objects, the CoreDNS override and the mesh config in place
+//	delete            the cluster deleted through the kind library
+//	kind-create-delete  egressconf run --backend kind without --keep-cluster deletes the cluster it created
+//
+// Environment (defaults for the shared tools of this workplace):
+//
+//	EGRESSCONF_BIN            egressconf binary (default: built into a temporary directory)
+//	EGRESSCONF_CLUSTER        kind cluster name (egressconf-e2e)
+//	EGRESSCONF_NODE_IMAGE     node image (local/kind-node:v1.34.4; "" for kind's default)
+//	EGRESSCONF_LOAD_ARCHIVES  space-separated image archives to load
+//	EGRESSCONF_ISTIO_FLAGS    extra flags for Istio (charts dir, hub, tag), space-separated
+//	EGRESSCONF_CURL_IMAGE, EGRESSCONF_NGINX_IMAGE
+//	EGRESSCONF_REPORTS        reports directory (reports)
+//	EGRESSCONF_STUB_PROXY=1   the proxies are the stub without Envoy: sidecar checks must be skipped
+//	EGRESSCONF_E2E_REUSE=1    skip the catalog run and use the existing cluster (iterating)
+//	EGRESSCONF_LOCALCLUSTER_KUBECONFIG  a running local cluster (../shared/tools/localcluster) with
+//	                          Istio's images imported and no Istio installed: --install-istio and
+//	                          --load-command are checked there
+//	EGRESSCONF_LOCALCLUSTER_LOAD        its image load command (load-images.sh)
+//	EGRESSCONF_KEEP_CLUSTER=1 do not delete the cluster at the end
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend/live"
+	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/cluster"
+	"github.com/egressconf/egressconf/pkg/clusterdns"
+	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/report"
+	"github.com/egressconf/egressconf/pkg/runner"
+	"github.com/egressconf/egressconf/pkg/standin"
+	"github.com/egressconf/egressconf/suites"
+)
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+type e2e struct {
+	bin, cluster, reports string
+	stub                  bool
+	cfg                   *rest.Config
+	cs                    kubernetes.Interface
+}
+
+func TestKindE2E(t *testing.T) {
+	if os.Getenv("EGRESSCONF_KIND") != "1" {
+		t.Skip("set EGRESSCONF_KIND=1 to run the live backends on a kind cluster (scripts/ci-live.sh)")
+	}
+	e := &e2e{
+		bin:     env("EGRESSCONF_BIN", ""),
+		cluster: env("EGRESSCONF_CLUSTER", "egressconf-e2e"),
+		reports: env("EGRESSCONF_REPORTS", "reports"),
+		stub:    os.Getenv("EGRESSCONF_STUB_PROXY") == "1",
+	}
+	if abs, err := filepath.Abs(e.reports); err == nil {
+		e.reports = abs
+	}
+	if e.bin == "" {
+		e.bin = filepath.Join(t.TempDir(), "egressconf")
+		build := exec.Command("go", "build", "-o", e.bin, "github.com/egressconf/egressconf/cmd/egressconf")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build egressconf: %v\n%s", err, out)
+		}
+	}
+	ok := t.Run("kind-catalog", e.kindCatalog)
+	if !ok && e.cs == nil {
+		t.Fatal("no cluster: the other checks cannot run")
+	}
+	t.Run("existing-G1", e.existingG1)
+	t.Run("existing-refusal", e.existingRefusal)
+	t.Run("api", e.api)
+	t.Run("existing-missing-gateway", e.missingGateway)
+	t.Run("sigint", e.sigint)
+	t.Run("localcluster-install-istio", e.localcluster)
+	t.Run("existing-keep", e.keep)
+	t.Run("delete", func(t *testing.T) {
+		if env("EGRESSCONF_KEEP_CLUSTER", "") == "1" {
+			t.Skip("EGRESSCONF_KEEP_CLUSTER=1")
+		}
+		start := time.Now()
+		if err := cluster.Delete(context.Background(), e.cluster); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := cluster.Exists(e.cluster); err != nil || ok {
+			t.Fatalf("cluster still exists after delete (%v)", err)
+		}
+		t.Logf("kind cluster %s deleted in %s", e.cluster, time.Since(start).Round(time.Millisecond))
+	})
+	t.Run("kind-create-delete", e.kindCreateDelete)
+}
+
+// run runs egressconf with the args, streaming its output to the test's stdout and a file.
+func (e *e2e) run(t *testing.T, name string, args ...string) (string, int, time.Duration) {
+	t.Helper()
+	cmd := exec.Command(e.bin, args...)
+	out, code, d := e.start(t, name, cmd, nil)
+	return out, code, d
+}
+
+// start runs cmd, calling onLine for each output line (it may signal the process).
+func (e *e2e) start(t *testing.T, name string, cmd *exec.Cmd, onLine func(string)) (string, int, time.Duration) {
+	t.Helper()
+	if err := os.MkdirAll(e.reports, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(e.reports, "e2e-"+name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	var all strings.Builder
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			line := sc.Text()
+			mu.Lock()
+			all.WriteString(line + "\n")
+			mu.Unlock()
+			fmt.Fprintln(logf, line)
+			fmt.Printf("[%s] %s\n", name, line)
+			if onLine != nil {
+				onLine(line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	start := time.Now()
+	fmt.Printf("[%s] $ %s\n", name, strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	d := time.Since(start)
+	pw.Close()
+	<-done
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			code = 128 + int(st.Signal())
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return all.String(), code, d
+}
+
+func (e *e2e) istioFlags() []string {
+	var f []string
+	f = append(f, strings.Fields(env("EGRESSCONF_ISTIO_FLAGS", ""))...)
+	if v := env("EGRESSCONF_CURL_IMAGE", "docker.io/local/curl:1"); v != "" {
+		f = append(f, "--curl-image", v)
+	}
+	if v := env("EGRESSCONF_NGINX_IMAGE", "docker.io/local/nginx:1"); v != "" {
+		f = append(f, "--nginx-image", v)
+	}
+	return f
+}
+
+func readResults(t *testing.T, dir string) *report.Run {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, report.ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run report.Run
+	if err := json.Unmarshal(data, &run); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{report.JUnitFile, report.SummaryFile, report.ConformanceFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("report %s missing: %v", f, err)
+		}
+	}
+	return &run
+}
+
+// checkResults asserts what a cluster without Envoy must show: DENYNS-04 observed (301 from the
+// stand-in), every check through a proxy skipped with the reason, nothing failed or errored.
+func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool) {
+	t.Helper()
+	c := run.Counts()
+	t.Logf("%d results: %d passed, %d failed, %d errored, %d skipped", c.Total(), c.Passed, c.Failed, c.Errored, c.Skipped)
+	seen := map[string]bool{}
+	for _, r := range run.Results {
+		seen[r.ID] = true
+		switch {
+		case r.ID == "DENYNS-04":
+			if r.Verdict != report.Pass || !strings.HasPrefix(r.Observed, "301") {
+				t.Errorf("DENYNS-04: %s %q %s", r.Verdict, r.Observed, r.Message)
+			}
+			if r.Oracle != "observed-live-data-plane" {
+				t.Errorf("DENYNS-04 oracle %s", r.Oracle)
+			}
+		case r.ID == "DENYNS-05":
+			if r.Verdict != report.Skip || !strings.Contains(r.Message, "networkpolicy") {
+				t.Errorf("DENYNS-05 without NetworkPolicy enforcement: %s %s", r.Verdict, r.Message)
+			}
+		case e.stub:
+			if r.Verdict != report.Skip || !strings.Contains(r.Message, "runs no Envoy") {
+				t.Errorf("%s through a stub proxy: %s %q, want skipped with the reason", r.ID, r.Verdict, r.Message)
+			}
+		default:
+			if r.Verdict == report.Fail || r.Verdict == report.Error {
+				t.Errorf("%s: %s %s", r.ID, r.Verdict, r.Message)
+			}
+		}
+		if r.Verdict == report.Skip && r.Message == "" {
+			t.Errorf("%s skipped without a reason", r.ID)
+		}
+	}
+	for id := range ids {
+		if !seen[id] {
+			t.Errorf("expectation %s has no result", id)
+		}
+	}
+}
+
+func catalogIDs(t *testing.T, groups ...string) map[string]bool {
+	c, err := suites.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, s := range c.Scenarios {
+		if len(groups) > 0 && !contains(groups, s.Metadata.Group) {
+			continue
+		}
+		for _, st := range s.Spec.Steps {
+			for _, x := range st.Expect {
+				ids[x.ID] = true
+			}
+		}
+	}
+	return ids
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *e2e) kindCatalog(t *testing.T) {
+	if os.Getenv("EGRESSCONF_E2E_REUSE") == "1" {
+		// Iterating on the later checks: use the kept cluster as it is.
+		if ok, err := cluster.Exists(e.cluster); err != nil || !ok {
+			t.Fatalf("EGRESSCONF_E2E_REUSE=1 but no cluster %s (%v)", e.cluster, err)
+		}
+		c, err := cluster.Create(context.Background(), e.cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.cfg, err = c.RESTConfig(); err != nil {
+			t.Fatal(err)
+		}
+		e.cs = kubernetes.NewForConfigOrDie(e.cfg)
+		t.Skip("EGRESSCONF_E2E_REUSE=1: catalog run skipped")
+	}
+	args := []string{"run", "--backend", "kind", "--cluster-name", e.cluster, "--keep-cluster",
+		"--reports", e.reports, "--run-id", "e2e-kind-catalog"}
+	if img := env("EGRESSCONF_NODE_IMAGE", "local/kind-node:v1.34.4"); img != "" {
+		args = append(args, "--node-image", img)
+	}
+	for _, a := range strings.Fields(env("EGRESSCONF_LOAD_ARCHIVES", "")) {
+		args = append(args, "--load-image-archive", a)
+	}
+	args = append(args, e.istioFlags()...)
+	out, code, d := e.run(t, "kind-catalog", args...)
+	t.Logf("egressconf run --backend kind (whole catalog): exit %d, wall time %s", code, d.Round(time.Second))
+	if exists, _ := cluster.Exists(e.cluster); exists {
+		c, err := cluster.Create(context.Background(), e.cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.cfg, err = c.RESTConfig(); err != nil {
+			t.Fatal(err)
+		}
+		e.cs = kubernetes.NewForConfigOrDie(e.cfg)
+	}
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"== kind cluster " + e.cluster, "== Istio install", "== stand-in deploy", "== cluster DNS override", "== leak check", "kept (kubectl --context kind-" + e.cluster} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	run := readResults(t, filepath.Join(e.reports, "e2e-kind-catalog"))
+	e.checkResults(t, run, catalogIDs(t))
+	if run.Backend.IstioVersion == "" {
+		t.Error("no Istio version in the report")
+	}
+}
+
+func (e *e2e) existingArgs(runID string, groups ...string) []string {
+	args := []string{"run", "--backend", "existing", "--context", "kind-" + e.cluster,
+		"--reports", e.reports, "--run-id", runID,
+		// the stand-in image is in the node already (loaded by the kind run); CoreDNS may be
+		// restarted (the test owns the cluster)
+		"--standin-image", standin.DefaultImage, "--restart-coredns"}
+	for _, g := range groups {
+		args = append(args, "--group", g)
+	}
+	return append(args, e.istioFlags()...)
+}
+
+func (e *e2e) existingG1(t *testing.T) {
+	out, code, d := e.run(t, "existing-G1", e.existingArgs("e2e-existing-g1", "G1")...)
+	t.Logf("egressconf run --backend existing --group G1: exit %d in %s", code, d.Round(time.Second))
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"gateway istio-egressgateway@istio-system: present", "G1   deny-namespace", "can run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-existing-g1")), catalogIDs(t, "G1"))
+	e.checkRestored(t)
+}
+
+var seGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
+
+func (e *e2e) existingRefusal(t *testing.T) {
+	ctx := context.Background()
+	dyn := dynamic.NewForConfigOrDie(e.cfg)
+	// G1's first step applies ServiceEntry aliyuncom-ext in istio-system: put one there first.
+	se := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+		"metadata": map[string]any{"name": "aliyuncom-ext", "namespace": "istio-system", "labels": map[string]any{"owner": "someone-else"}},
+		"spec":     map[string]any{"hosts": []any{"www.aliyun.com"}, "ports": []any{map[string]any{"number": int64(80), "name": "http", "protocol": "HTTP"}}, "resolution": "DNS", "location": "MESH_EXTERNAL"},
+	}}
+	created, err := dyn.Resource(seGVR).Namespace("istio-system").Create(ctx, se, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dyn.Resource(seGVR).Namespace("istio-system").Delete(ctx, "aliyuncom-ext", metav1.DeleteOptions{})
+	out, code, _ := e.run(t, "existing-refusal", e.existingArgs("e2e-existing-refusal", "G1")...)
+	if code == 0 {
+		t.Errorf("run over a foreign object exited 0")
+	}
+	if !strings.Contains(out, "refusing to overwrite ServiceEntry istio-system/aliyuncom-ext") {
+		t.Errorf("output does not name the refused object")
+	}
+	run := readResults(t, filepath.Join(e.reports, "e2e-existing-refusal"))
+	for _, r := range run.Results {
+		if r.Verdict == report.Pass && r.ID != "DENYNS-04" {
+			t.Errorf("%s passed although its step was refused", r.ID)
+		}
+	}
+	cur, err := dyn.Resource(seGVR).Namespace("istio-system").Get(ctx, "aliyuncom-ext", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the foreign object is gone: %v", err)
+	}
+	// istiod writes status (auto-allocated addresses), so compare the generation, spec and labels.
+	if cur.GetGeneration() != created.GetGeneration() || !reflect.DeepEqual(cur.Object["spec"], created.Object["spec"]) || !reflect.DeepEqual(cur.GetLabels(), created.GetLabels()) {
+		t.Errorf("the foreign object was modified: generation %d -> %d, labels %v, spec %v", created.GetGeneration(), cur.GetGeneration(), cur.GetLabels(), cur.Object["spec"])
+	}
+	if !strings.Contains(out, "== leak check") || strings.Contains(out, "leak check FAILED") {
+		t.Errorf("leak check did not pass")
+	}
+	e.checkRestored(t)
+}
+
+// checkRestored asserts no egressconf trace is left: no labelled namespace, no DNS block, no mesh
+// annotation.
+func (e *e2e) checkRestored(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	nss, err := e.cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: fixtures.LabelRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range nss.Items {
+		t.Errorf("namespace %s labelled by run %s is left", ns.Name, ns.Labels[fixtures.LabelRun])
+	}
+	cm, err := e.cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, owners, err := clusterdns.Strip(cm.Data["Corefile"]); err != nil || len(owners) > 0 || cm.Annotations[clusterdns.AnnotationRun] != "" {
+		t.Errorf("CoreDNS not restored: owners %v, annotations %v (%v)", owners, cm.Annotations, err)
+	}
+	mesh, err := e.cs.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mesh.Annotations[live.AnnotationMeshRun] != "" || strings.Contains(mesh.Data["mesh"], "REGISTRY_ONLY") {
+		t.Errorf("mesh config not restored: annotations %v\n%s", mesh.Annotations, mesh.Data["mesh"])
+	}
+}
+
+// api drives the backend through the package: a scenario's setup, a real probe, exec failures,
+// log reading and diagnostics.
+func (e *e2e) api(t *testing.T) {
+	ctx := context.Background()
+	to := runner.DefaultTimeouts()
+	var progress strings.Builder
+	b, err := live.New(ctx, live.Options{
+		Name: "existing", Config: e.cfg, RunID: "e2e-api", Timeouts: to,
+		CurlImage: env("EGRESSCONF_CURL_IMAGE", "docker.io/local/curl:1"), NginxImage: env("EGRESSCONF_NGINX_IMAGE", "docker.io/local/nginx:1"),
+		StandinImage: standin.DefaultImage, RestartCoreDNS: true, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := b.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		e.checkRestored(t)
+		t.Log(progress.String())
+	}()
+	if err := b.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	s := &catalog.Scenario{
+		Metadata: catalog.Metadata{Name: "api", Group: "GAPI"},
+		Spec: catalog.Spec{
+			MeshPolicy: "REGISTRY_ONLY", Gateways: []string{"istio-egressgateway"},
+			Namespaces: []catalog.Namespace{{Name: "egressconf-api"}},
+			Workloads: []catalog.Workload{
+				{Name: "sleep", Namespace: "egressconf-api", Fixture: "sleep"},
+				{Name: "bare", Namespace: "egressconf-api", Fixture: "sleep", Sidecar: &no},
+			},
+		},
+	}
+	start := time.Now()
+	if err := b.Setup(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("setup %s", time.Since(start).Round(time.Millisecond))
+	defer func() {
+		if err := b.Teardown(context.Background(), s); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+	}()
+	bare, sleep := s.Spec.Workloads[1], s.Spec.Workloads[0]
+	if e.stub {
+		if why := b.Unobservable(sleep); !strings.Contains(why, "runs no Envoy") {
+			t.Errorf("stub sidecar observable: %q", why)
+		}
+		if why := b.Unobservable(fixtures.GatewayWorkload(fixtures.Gateways["istio-egressgateway"])); !strings.Contains(why, "runs no Envoy") {
+			t.Errorf("stub gateway observable: %q", why)
+		}
+	}
+	if why := b.Unobservable(bare); why != "" {
+		t.Errorf("a pod without a sidecar is unobservable: %q", why)
+	}
+
+	// A real probe: HEAD http://www.aliyun.com from the pod without a sidecar -> 301 from the stand-in.
+	before := time.Now()
+	req, _ := probe.ParseCurl("curl -I http://www.aliyun.com")
+	obs, err := b.Probe(ctx, bare, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obs.HTTPCode != 301 || obs.ExitCode != 0 || obs.Headers["location"] != "https://www.aliyun.com/" {
+		t.Errorf("probe observed %s %v", obs.Summary(), obs.Headers)
+	}
+	// HTTPS with the run's CA (CURL_CA_BUNDLE in the fixture).
+	req2, _ := probe.ParseCurl("curl -I https://developers.google.com")
+	if obs, err := b.Probe(ctx, bare, req2); err != nil || obs.HTTPCode != 200 {
+		t.Errorf("https probe: %s %v", obs.Summary(), err)
+	}
+
+	// Exec failures are errors, never observations.
+	wrongContainer := bare
+	wrongContainer.Fixture = "nginx" // the probe execs into container "nginx", which the pod lacks
+	if obs, err := b.Probe(ctx, wrongContainer, req); err == nil {
+		t.Errorf("probe into a missing container gave an observation: %s", obs.Summary())
+	} else {
+		t.Logf("missing container: %v", err)
+		if !strings.Contains(err.Error(), "probe did not run") {
+			t.Errorf("error does not say the probe did not run: %v", err)
+		}
+	}
+	ghost := catalog.Workload{Name: "ghost", Namespace: "egressconf-api", Fixture: "sleep"}
+	if _, err := b.Probe(ctx, ghost, req); err == nil {
+		t.Error("probe from a workload that is not deployed did not fail")
+	}
+
+	// Log reading of a real pod: the stand-in logged the probe, and only lines since `before`.
+	pods, err := e.cs.CoreV1().Pods(standin.Namespace).List(ctx, metav1.ListOptions{LabelSelector: standin.LabelName + "=" + standin.AppName})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("stand-in pod: %v", err)
+	}
+	var lines []string
+	deadline := time.Now().Add(to.AccessLog)
+	for time.Now().Before(deadline) {
+		lines, err = b.PodLog(ctx, standin.Namespace, pods.Items[0].Name, "standin", before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if anyContains(lines, "host=www.aliyun.com", "method=HEAD", "status=301") {
+			break
+		}
+		time.Sleep(to.ProbeInterval)
+	}
+	if !anyContains(lines, "host=www.aliyun.com", "method=HEAD", "status=301") {
+		t.Errorf("stand-in log since the probe lacks the request: %q", lines)
+	}
+	if later, err := b.PodLog(ctx, standin.Namespace, pods.Items[0].Name, "standin", time.Now().Add(time.Minute)); err != nil || len(later) != 0 {
+		t.Errorf("log lines after now: %q %v", later, err)
+	}
+	// The gateway's and the sidecar's logs are read (a stub writes no access log: no entries).
+	gw := fixtures.GatewayWorkload(fixtures.Gateways["istio-egressgateway"])
+	if _, err := b.AccessLog(ctx, gw, before); err != nil {
+		t.Errorf("gateway access log: %v", err)
+	}
+	if _, err := b.AccessLog(ctx, sleep, before); err != nil {
+		t.Errorf("sidecar access log: %v", err)
+	}
+	if _, err := b.AccessLog(ctx, bare, before); err == nil {
+		t.Error("access log of a pod without a proxy did not fail")
+	}
+
+	// Diagnostics before cleanup.
+	dir := filepath.Join(e.reports, "e2e-api-diagnostics")
+	_ = os.RemoveAll(dir)
+	if err := b.Diagnostics(ctx, dir); err != nil {
+		t.Errorf("diagnostics: %v", err)
+	}
+	for _, f := range []string{"applied.yaml", "pods.txt", "events-egressconf-api.txt", "mesh-config.yaml"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("diagnostics %s: %v", f, err)
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "istiod-*.log"))
+	dumps, _ := filepath.Glob(filepath.Join(dir, "config_dump-*"))
+	proxyLogs, _ := filepath.Glob(filepath.Join(dir, "proxy-*.log"))
+	if len(matches) == 0 || len(dumps) < 2 || len(proxyLogs) < 2 {
+		t.Errorf("diagnostics: istiod logs %v, config dumps %v, proxy logs %v", matches, dumps, proxyLogs)
+	}
+	applied, _ := os.ReadFile(filepath.Join(dir, "applied.yaml"))
+	if !strings.Contains(string(applied), "name: egressconf-api") || !strings.Contains(string(applied), "kind: Deployment") {
+		t.Errorf("applied.yaml lacks the scenario's objects")
+	}
+}
+
+func anyContains(lines []string, subs ...string) bool {
+	for _, l := range lines {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sigint interrupts a run in the middle of a scenario and checks it cleaned up after itself.
+func (e *e2e) sigint(t *testing.T) {
+	cmd := exec.Command(e.bin, e.existingArgs("e2e-sigint", "G1", "G7")...)
+	var once sync.Once
+	var sentAt time.Time
+	out, code, d := e.start(t, "sigint", cmd, func(line string) {
+		// Interrupt once the first scenario's first step has been applied.
+		if strings.Contains(line, "step 1/") {
+			once.Do(func() {
+				sentAt = time.Now()
+				_ = cmd.Process.Signal(os.Interrupt)
+			})
+		}
+	})
+	if sentAt.IsZero() {
+		t.Fatalf("the run never reached a step (exit %d)", code)
+	}
+	t.Logf("SIGINT sent; egressconf exited %d after %s, %s after the signal", code, d.Round(time.Second), time.Since(sentAt).Round(time.Second))
+	if code == 0 {
+		t.Error("an interrupted run exited 0")
+	}
+	for _, want := range []string{"teardown", "== cleanup of run e2e-sigint", "== leak check"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "leak check FAILED") {
+		t.Error("leak check failed after SIGINT")
+	}
+	e.checkRestored(t)
+	// Nothing of the run is left in any namespace.
+	ctx := context.Background()
+	for _, ns := range []string{"default", "demo-frontend", "otherns", "istio-system", standin.Namespace} {
+		cms, err := e.cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: fixtures.LabelRun + "=e2e-sigint"})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		if cms != nil && len(cms.Items) > 0 {
+			t.Errorf("%d ConfigMaps of the run left in %s", len(cms.Items), ns)
+		}
+		pods, _ := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: fixtures.LabelRun + "=e2e-sigint"})
+		if pods != nil && len(pods.Items) > 0 {
+			t.Errorf("%d pods of the run left in %s", len(pods.Items), ns)
+		}
+	}
+}
+
+// missingGateway removes the egressgateway-a Service for a run of G2: the scenario must be skipped
+// with the reason, and the plan must say so.
+func (e *e2e) missingGateway(t *testing.T) {
+	ctx := context.Background()
+	svcs := e.cs.CoreV1().Services("istio-egress")
+	svc, err := svcs.Get(ctx, "egressgateway-a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svcs.Delete(ctx, svc.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		svc.ResourceVersion, svc.UID, svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", "", "", nil
+		if _, err := svcs.Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+			t.Errorf("restore the gateway Service: %v", err)
+		}
+	}()
+	out, code, _ := e.run(t, "existing-missing-gateway", e.existingArgs("e2e-missing-gateway", "G2")...)
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(out, "gateway egressgateway-a@istio-egress: missing (no Service istio-egress/egressgateway-a)") ||
+		!strings.Contains(out, "G2   etp-http                         cannot run: egress gateway egressgateway-a@istio-egress missing") {
+		t.Error("the plan does not say G2 cannot run and why")
+	}
+	run := readResults(t, filepath.Join(e.reports, "e2e-missing-gateway"))
+	if len(run.Results) == 0 {
+		t.Fatal("no results")
+	}
+	for _, r := range run.Results {
+		if r.Verdict != report.Skip || !strings.Contains(r.Message, "egress gateway egressgateway-a@istio-egress missing") {
+			t.Errorf("%s: %s %q, want skipped for the missing gateway", r.ID, r.Verdict, r.Message)
+		}
+	}
+	e.checkRestored(t)
+}
+
+// localcluster runs G1 on the local cluster with --install-istio and --load-command: Istio installed
+// through Helm there, the stand-in image loaded by the command, all of it removed again.
+func (e *e2e) localcluster(t *testing.T) {
+	kc := os.Getenv("EGRESSCONF_LOCALCLUSTER_KUBECONFIG")
+	if kc == "" {
+		t.Skip("EGRESSCONF_LOCALCLUSTER_KUBECONFIG not set")
+	}
+	args := []string{"run", "--backend", "existing", "--kubeconfig", kc, "--install-istio",
+		"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"), "--restart-coredns",
+		"--group", "G1", "--reports", e.reports, "--run-id", "e2e-localcluster"}
+	args = append(args, e.istioFlags()...)
+	out, code, d := e.run(t, "localcluster", args...)
+	t.Logf("egressconf run --backend existing --install-istio on the local cluster: exit %d in %s", code, d.Round(time.Second))
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"helm install istio-system/istiod", "== stand-in image load", "Istio uninstall", "== leak check"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-localcluster")), catalogIDs(t, "G1"))
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := cs.CoreV1().Namespaces().Get(context.Background(), "istio-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("istio-system left on the local cluster (%v)", err)
+	}
+}
+
+// keep runs G1 with --keep: its objects, the stand-in, the CoreDNS override and the mesh config stay
+// (the cluster is deleted next).
+func (e *e2e) keep(t *testing.T) {
+	out, code, _ := e.run(t, "existing-keep", append(e.existingArgs("e2e-keep", "G1"), "--keep")...)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out, "--keep: leaving") || strings.Contains(out, "== leak check") {
+		t.Error("output does not say what --keep left, or a leak check ran")
+	}
+	ctx := context.Background()
+	sel := metav1.ListOptions{LabelSelector: fixtures.LabelRun + "=e2e-keep"}
+	nss, _ := e.cs.CoreV1().Namespaces().List(ctx, sel)
+	pods, _ := e.cs.CoreV1().Pods("demo-frontend").List(ctx, sel)
+	if nss == nil || len(nss.Items) < 2 || pods == nil || len(pods.Items) < 2 {
+		t.Errorf("--keep did not keep the namespaces and pods")
+	}
+	cm, err := e.cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil || cm.Annotations[clusterdns.AnnotationRun] != "e2e-keep" {
+		t.Errorf("--keep did not keep the CoreDNS override (%v)", err)
+	}
+	mesh, err := e.cs.CoreV1().ConfigMaps("istio-system").Get(ctx, "istio", metav1.GetOptions{})
+	if err != nil || mesh.Annotations[live.AnnotationMeshRun] != "e2e-keep" {
+		t.Errorf("--keep did not keep the mesh config change (%v)", err)
+	}
+}
+
+// kindCreateDelete runs a group on a new kind cluster without --keep-cluster: the run deletes it.
+func (e *e2e) kindCreateDelete(t *testing.T) {
+	name := e.cluster + "-2"
+	args := []string{"run", "--backend", "kind", "--cluster-name", name, "--group", "G7",
+		"--reports", e.reports, "--run-id", "e2e-kind-create-delete"}
+	if img := env("EGRESSCONF_NODE_IMAGE", "local/kind-node:v1.34.4"); img != "" {
+		args = append(args, "--node-image", img)
+	}
+	for _, a := range strings.Fields(env("EGRESSCONF_LOAD_ARCHIVES", "")) {
+		args = append(args, "--load-image-archive", a)
+	}
+	args = append(args, e.istioFlags()...)
+	out, code, d := e.run(t, "kind-create-delete", args...)
+	t.Logf("egressconf run --backend kind --group G7 (create, run, delete): exit %d in %s", code, d.Round(time.Second))
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(out, "== kind cluster "+name+" delete") {
+		t.Error("output does not show the cluster's deletion")
+	}
+	if ok, err := cluster.Exists(name); err != nil || ok {
+		_ = cluster.Delete(context.Background(), name)
+		t.Errorf("cluster %s still exists after the run (%v)", name, err)
+	}
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Real checks of the live backends on this workplace (no registry, no Envoy): prepares a kind node
+# image, a Docker engine, Istio's control plane image and the stub proxyv2, the curl and nginx test
+# images, then runs the Go tests gated by EGRESSCONF_KIND=1 (pkg/backend/live/kind_e2e_test.go):
+# the whole catalog with --backend kind, --backend existing against the kept cluster (including the
+# refusal to overwrite a foreign object), exec failures, log reading, diagnostics, SIGINT cleanup,
+# and the cluster's deletion. Needs root (the shared tools do).
+#
+# With LOCALCLUSTER=1 (default) it also starts ../shared/tools/localcluster and checks
+# --backend existing --install-istio --load-command there (stopped again at the end).
+# Usage: scripts/ci-live.sh            (from the repository; SHARED defaults to ../shared)
+# Output: reports/e2e-*/ and reports/e2e-*.log; the test prints the wall time of each run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+TOOLS=$SHARED/tools
+LC=${LOCALCLUSTER_HOME:-/var/tmp/localcluster}
+LI=${LOCALISTIO_HOME:-/var/tmp/localistio}
+NODE_IMAGE=${NODE_IMAGE:-local/kind-node:v1.34.4}
+REPORTS=${REPORTS:-reports}
+t0=$(date +%s)
+step() { echo "[$(date +%T) +$(( $(date +%s) - t0 ))s] $*"; }
+
+step "Docker engine (kindnode/dockerd.sh)"
+"$TOOLS/kindnode/dockerd.sh"
+
+if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+  step "kind node image $NODE_IMAGE (kindnode/build.sh; 10+ minutes cold)"
+  "$TOOLS/kindnode/build.sh"
+fi
+
+if [ ! -f "$LI/images/pilot.tar" ] || [ ! -f "$LI/images/proxyv2.tar" ]; then
+  step "istiod and the stub proxyv2 (localistio/build.sh)"
+  "$TOOLS/localistio/build.sh"
+fi
+
+# The curl and nginx images as archives: the local cluster's build makes their root filesystems;
+# pack them as its load-images.sh does (that script also imports into the local cluster's
+# containerd, which is not running here).
+for img in curl nginx; do
+  if [ ! -f "$LC/images/$img.tar" ]; then
+    [ -d "$LC/images/$img-root/usr" ] || { step "local cluster images (localcluster/build.sh)"; "$TOOLS/localcluster/build.sh"; }
+    step "pack $LC/images/$img.tar"
+    if [ $img = nginx ]; then
+      python3 "$TOOLS/localcluster/mkoci.py" "$LC/images/nginx-root" docker.io/local/nginx:1 "$LC/images/nginx.tar" /usr/sbin/nginx -g "daemon off;" >/dev/null
+    else
+      python3 "$TOOLS/localcluster/mkoci.py" "$LC/images/curl-root" docker.io/local/curl:1 "$LC/images/curl.tar" >/dev/null
+    fi
+  fi
+done
+
+# --backend existing --install-istio --load-command on a cluster that is not kind: the local cluster
+# (host processes), with Istio's images imported and no Istio. Stopped again on exit.
+if [ "${LOCALCLUSTER:-1}" = 1 ]; then
+  step "local cluster up (localcluster/up.sh) + Istio's images (localistio/load.sh)"
+  "$TOOLS/localcluster/up.sh" >/dev/null
+  trap '"$TOOLS/localcluster/down.sh" >/dev/null 2>&1 || true' EXIT
+  "$TOOLS/localistio/load.sh" >/dev/null
+  export EGRESSCONF_LOCALCLUSTER_KUBECONFIG=$LC/admin.kubeconfig
+  export EGRESSCONF_LOCALCLUSTER_LOAD=$TOOLS/localcluster/load-images.sh
+fi
+
+ISTIO_MOD=$(go list -m -f '{{.Dir}}' istio.io/istio)
+step "build egressconf"
+mkdir -p bin
+go build -o bin/egressconf ./cmd/egressconf
+
+export EGRESSCONF_KIND=1
+export EGRESSCONF_BIN=$PWD/bin/egressconf
+export EGRESSCONF_CLUSTER=${EGRESSCONF_CLUSTER:-egressconf-e2e}
+export EGRESSCONF_NODE_IMAGE=$NODE_IMAGE
+export EGRESSCONF_LOAD_ARCHIVES="$LI/images/pilot.tar $LI/images/proxyv2.tar $LC/images/curl.tar $LC/images/nginx.tar"
+export EGRESSCONF_ISTIO_FLAGS="--istio-charts $ISTIO_MOD/manifests/charts --istio-hub docker.io/local --istio-tag 1.31-dev"
+export EGRESSCONF_CURL_IMAGE=docker.io/local/curl:1 EGRESSCONF_NGINX_IMAGE=docker.io/local/nginx:1
+export EGRESSCONF_STUB_PROXY=1
+export EGRESSCONF_REPORTS=$PWD/$REPORTS
+
+step "go test -run TestKindE2E ./pkg/backend/live/ (EGRESSCONF_KIND=1)"
+mkdir -p "$REPORTS"
+set +e
+go test -count=1 -timeout 60m -v -run TestKindE2E ./pkg/backend/live/ 2>&1 | tee "$REPORTS/e2e-go-test.log"
+status=${PIPESTATUS[0]}
+set -e
+grep -E '^\s*(--- |kind_e2e_test.go)' "$REPORTS/e2e-go-test.log" || true
+step "done (exit $status); logs: $REPORTS/e2e-*.log"
+exit "$status"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The control-plane probe against a real istiod (issue "control-plane probe"): the same run as
+# `make e2e` — a kind cluster created through the kind library from the local node image, Istio
+# installed through egressconf's Helm path from the module's charts with hub/tag overrides (a real
+# istiod and its validating webhook; the stub proxyv2 has no Envoy), fixtures, stand-in hosts and DNS,
+# the ASM translation applied to a real API server, cleanup and leak check — with --probe xds: every
+# request predicted from the xDS that istiod pushes to virtual proxies of the pods. Then the results
+# are compared per ID with the offline backend's, and must agree.
+# Run scripts/ci-live.sh first (it prepares the Docker engine, node image and image archives).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LC=${LOCALCLUSTER_HOME:-/var/tmp/localcluster}
+LI=${LOCALISTIO_HOME:-/var/tmp/localistio}
+NODE_IMAGE=${NODE_IMAGE:-local/kind-node:v1.34.4}
+REPORTS=${REPORTS:-reports}
+t0=$(date +%s)
+step() { echo "[$(date +%T) +$(( $(date +%s) - t0 ))s] $*"; }
+
+ISTIO_MOD=$(go list -m -f '{{.Dir}}' istio.io/istio)
+mkdir -p bin "$REPORTS"
+[ -x bin/egressconf ] || go build -o bin/egressconf ./cmd/egressconf
+
+step "offline backend: the whole catalog"
+bin/egressconf run --backend sim --reports "$REPORTS" --run-id ci-sim > "$REPORTS/ci-sim.log"
+tail -1 "$REPORTS/ci-sim.log"
+
+step "kind + real istiod: the whole catalog with --probe xds (from kind create to the report)"
+start=$(date +%s)
+bin/egressconf run --backend kind --cluster-name egressconf-xds --node-image "$NODE_IMAGE" \
+  --load-image-archive "$LI/images/pilot.tar" --load-image-archive "$LI/images/proxyv2.tar" \
+  --load-image-archive "$LC/images/curl.tar" --load-image-archive "$LC/images/nginx.tar" \
+  --istio-charts "$ISTIO_MOD/manifests/charts" --istio-hub docker.io/local --istio-tag 1.31-dev \
+  --curl-image docker.io/local/curl:1 --nginx-image docker.io/local/nginx:1 \
+  --probe xds --reports "$REPORTS" --run-id ci-xds > "$REPORTS/ci-xds.log" 2>&1 || { tail -40 "$REPORTS/ci-xds.log"; exit 1; }
+echo "whole catalog with --probe xds, kind create to report: $(( $(date +%s) - start )) s"
+tail -1 "$REPORTS/ci-xds.log"
+grep -E "^== (kind cluster|leak check)" "$REPORTS/ci-xds.log" || true
+
+step "per-ID agreement of the live control plane's predictions with the offline backend's"
+bin/egressconf compare "$REPORTS/ci-sim" "$REPORTS/ci-xds"
