@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -162,7 +163,7 @@ func Install(ctx context.Context, cfg *rest.Config, o Options) (*Result, error) 
 		start := time.Now()
 		if exists, err := nsExists(ctx, cs, ns); err != nil {
 			return err
-		} else if !exists && !contains(res.CreatedNamespaces, ns) {
+		} else if !exists && !slices.Contains(res.CreatedNamespaces, ns) {
 			res.CreatedNamespaces = append(res.CreatedNamespaces, ns)
 		}
 		ch, err := o.loadChart(spec)
@@ -534,15 +535,6 @@ func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) {
 
 func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(*clientcmdapi.NewConfig(), &clientcmd.ConfigOverrides{Context: clientcmdapi.Context{Namespace: g.ns}})
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -201,7 +202,7 @@ func TestManifestCRDsOfTheBaseChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	crds := manifestCRDs(rel.Manifest)
-	if len(crds) < 10 || !contains(crds, "serviceentries.networking.istio.io") || !contains(crds, "authorizationpolicies.security.istio.io") {
+	if len(crds) < 10 || !slices.Contains(crds, "serviceentries.networking.istio.io") || !slices.Contains(crds, "authorizationpolicies.security.istio.io") {
 		t.Errorf("CRDs of the base chart: %v", crds)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/clusterdns"
 	"github.com/egressconf/egressconf/pkg/image"
 	"github.com/egressconf/egressconf/pkg/pki"
+	"github.com/egressconf/egressconf/pkg/probe"
 	"github.com/egressconf/egressconf/pkg/standin"
 )
 
@@ -25,7 +26,7 @@ import (
 func (b *Backend) prepareHermetic(ctx context.Context) error {
 	t := b.o.Timeouts
 	hosts := standin.HostNames(standin.DefaultHosts())
-	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage}
+	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: standin.DefaultHosts()}
 	if err := b.phase("stand-in certificates", func() (err error) {
 		in.Certs, err = pki.Generate(hosts, pki.Options{})
 		return err
@@ -143,11 +144,13 @@ func (b *Backend) restartCoreDNS(ctx context.Context) error {
 // every external host answers from the stand-in (the Corefile change reached CoreDNS).
 func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
 	w := catalog.Workload{Name: "dnscheck", Namespace: standin.Namespace, Fixture: "sleep", ServiceAccount: "default"}
-	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage})
+	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, TrustRunCA: true})
 	if err != nil {
 		return err
 	}
 	var made []objRef
+	// The pod trusts the run's CA, as the fixtures do, so HTTPS is checked with verification.
+	objs = append([]fixtures.Object{b.standin.CABundleConfigMap(standin.Namespace)}, objs...)
 	for _, o := range objs {
 		if _, ok := o.(*corev1.Service); ok {
 			continue
@@ -197,5 +200,66 @@ func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
 	if err != nil {
 		return fmt.Errorf("external hosts do not answer from the stand-in: %s: %w", last, err)
 	}
+	return b.checkStandinOutcomes(ctx, pod)
+}
+
+// checkStandinOutcomes asserts, from a pod without a sidecar, each host's documented answer by name:
+// the status of its behaviour over HTTP and over HTTPS (verified against the run's CA, HTTP/2 by
+// ALPN), and for httpbin hosts /anything reporting the scheme the host received.
+func (b *Backend) checkStandinOutcomes(ctx context.Context, pod *corev1.Pod) error {
+	type check struct {
+		url, body string
+		status    int
+		h2        bool
+	}
+	var checks []check
+	for _, h := range b.standin.Hosts {
+		for _, scheme := range []string{"http", "https"} {
+			bh := h.For(scheme)
+			if bh == nil {
+				continue
+			}
+			st := bh.Status
+			if bh.HTTPBin {
+				st = 200
+				checks = append(checks, check{url: scheme + "://" + h.Name + "/anything", status: 200, h2: scheme == "https",
+					body: fmt.Sprintf(`"url": "%s://%s/anything"`, scheme, h.Name)})
+			}
+			checks = append(checks, check{url: scheme + "://" + h.Name + "/", status: st, h2: scheme == "https"})
+		}
+	}
+	var last string
+	err := b.poll(ctx, b.o.Timeouts.Provision, func(ctx context.Context) (bool, error) {
+		var bad []string
+		for _, c := range checks {
+			req, err := probe.ParseCurl("curl " + c.url)
+			if err != nil {
+				return false, err
+			}
+			args := probe.Args(req, probe.Options{ConnectTimeout: b.o.Timeouts.ProbeConnect, MaxTime: b.o.Timeouts.ProbeMax})
+			res, err := b.exec(ctx, pod.Namespace, pod.Name, "sleep", append([]string{"curl"}, args...))
+			if err != nil {
+				return false, err
+			}
+			obs, err := probe.ParseOutput(res.Stdout, res.Stderr, res.ExitCode)
+			if err != nil {
+				return false, fmt.Errorf("stand-in check %s: %w", c.url, err)
+			}
+			switch {
+			case obs.ExitCode != 0 || obs.HTTPCode != c.status:
+				bad = append(bad, fmt.Sprintf("%s: %s, want %d", c.url, obs.Summary(), c.status))
+			case c.h2 && obs.HTTPVersion != "2":
+				bad = append(bad, fmt.Sprintf("%s: HTTP/%s, want HTTP/2", c.url, obs.HTTPVersion))
+			case c.body != "" && !strings.Contains(obs.Body, c.body):
+				bad = append(bad, fmt.Sprintf("%s: body lacks %s", c.url, c.body))
+			}
+		}
+		last = strings.Join(bad, "; ")
+		return len(bad) == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("stand-in hosts do not answer as documented: %s: %w", last, err)
+	}
+	fmt.Fprintf(b.o.Progress, "   stand-in: %d requests by name from a pod answered as documented (HTTP, HTTPS verified with the run's CA, HTTP/2)\n", len(checks))
 	return nil
 }

@@ -44,6 +44,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -275,7 +276,7 @@ func catalogIDs(t *testing.T, groups ...string) map[string]bool {
 	}
 	ids := map[string]bool{}
 	for _, s := range c.Scenarios {
-		if len(groups) > 0 && !contains(groups, s.Metadata.Group) {
+		if len(groups) > 0 && !slices.Contains(groups, s.Metadata.Group) {
 			continue
 		}
 		for _, st := range s.Spec.Steps {
@@ -285,15 +286,6 @@ func catalogIDs(t *testing.T, groups ...string) map[string]bool {
 		}
 	}
 	return ids
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (e *e2e) kindCatalog(t *testing.T) {
