@@ -21,17 +21,28 @@ REPORTS=${REPORTS:-reports}
 t0=$(date +%s)
 step() { echo "[$(date +%T) +$(( $(date +%s) - t0 ))s] $*"; }
 
+# One run at a time on a machine: two would share the kind cluster name, the Docker engine and the
+# local cluster (whose up.sh/down.sh track processes in one set of PID files).
+LOCK=${CI_LIVE_LOCK:-/var/tmp/egressconf-ci-live.lock}
+exec 9>"$LOCK"
+if ! flock -n 9; then
+  step "another scripts/ci-live.sh holds $LOCK: waiting for it (up to 1 hour)"
+  flock -w 3600 9 || { echo "ci-live.sh: $LOCK still held after an hour" >&2; exit 1; }
+fi
+# The tools start daemons (dockerd, the local cluster's processes): they must not inherit the lock.
+tool() { "$@" 9>&-; }
+
 step "Docker engine (kindnode/dockerd.sh)"
-"$TOOLS/kindnode/dockerd.sh"
+tool "$TOOLS/kindnode/dockerd.sh"
 
 if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   step "kind node image $NODE_IMAGE (kindnode/build.sh; 10+ minutes cold)"
-  "$TOOLS/kindnode/build.sh"
+  tool "$TOOLS/kindnode/build.sh"
 fi
 
 if [ ! -f "$LI/images/pilot.tar" ] || [ ! -f "$LI/images/proxyv2.tar" ]; then
   step "istiod and the stub proxyv2 (localistio/build.sh)"
-  "$TOOLS/localistio/build.sh"
+  tool "$TOOLS/localistio/build.sh"
 fi
 
 # The curl and nginx images as archives: the local cluster's build makes their root filesystems;
@@ -39,7 +50,7 @@ fi
 # containerd, which is not running here).
 for img in curl nginx; do
   if [ ! -f "$LC/images/$img.tar" ]; then
-    [ -d "$LC/images/$img-root/usr" ] || { step "local cluster images (localcluster/build.sh)"; "$TOOLS/localcluster/build.sh"; }
+    [ -d "$LC/images/$img-root/usr" ] || { step "local cluster images (localcluster/build.sh)"; tool "$TOOLS/localcluster/build.sh"; }
     step "pack $LC/images/$img.tar"
     if [ $img = nginx ]; then
       python3 "$TOOLS/localcluster/mkoci.py" "$LC/images/nginx-root" docker.io/local/nginx:1 "$LC/images/nginx.tar" /usr/sbin/nginx -g "daemon off;" >/dev/null
@@ -53,9 +64,9 @@ done
 # (host processes), with Istio's images imported and no Istio. Stopped again on exit.
 if [ "${LOCALCLUSTER:-1}" = 1 ]; then
   step "local cluster up (localcluster/up.sh) + Istio's images (localistio/load.sh)"
-  "$TOOLS/localcluster/up.sh" >/dev/null
-  trap '"$TOOLS/localcluster/down.sh" >/dev/null 2>&1 || true' EXIT
-  "$TOOLS/localistio/load.sh" >/dev/null
+  tool "$TOOLS/localcluster/up.sh" >/dev/null
+  trap 'tool "$TOOLS/localcluster/down.sh" >/dev/null 2>&1 || true' EXIT
+  tool "$TOOLS/localistio/load.sh" >/dev/null
   export EGRESSCONF_LOCALCLUSTER_KUBECONFIG=$LC/admin.kubeconfig
   export EGRESSCONF_LOCALCLUSTER_LOAD=$TOOLS/localcluster/load-images.sh
 fi
@@ -78,7 +89,7 @@ export EGRESSCONF_REPORTS=$PWD/$REPORTS
 step "go test -run TestKindE2E ./pkg/backend/live/ (EGRESSCONF_KIND=1)"
 mkdir -p "$REPORTS"
 set +e
-go test -count=1 -timeout 60m -v -run TestKindE2E ./pkg/backend/live/ 2>&1 | tee "$REPORTS/e2e-go-test.log"
+tool go test -count=1 -timeout 60m -v -run TestKindE2E ./pkg/backend/live/ 2>&1 | tee "$REPORTS/e2e-go-test.log"
 status=${PIPESTATUS[0]}
 set -e
 grep -E '^\s*(--- |kind_e2e_test.go)' "$REPORTS/e2e-go-test.log" || true
