@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sort"
 	"strings"
 	"time"
@@ -44,6 +45,21 @@ type workloadState struct {
 	// noEnvoy is why checks from this workload are unobservable ("" when its Envoy runs or it
 	// has no sidecar).
 	noEnvoy string
+}
+
+// createTracked creates (or updates, when it is this run's) a typed object and tracks it for the
+// scenario's teardown.
+func (b *Backend) createTracked(ctx context.Context, sc *scenarioState, o runtime.Object) error {
+	u, err := toUnstructured(o)
+	if err != nil {
+		return err
+	}
+	a, err := b.createOwned(ctx, u)
+	if err != nil {
+		return err
+	}
+	sc.track(a.ref)
+	return nil
 }
 
 func (sc *scenarioState) track(r objRef) {
@@ -101,15 +117,9 @@ func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) error {
 	}
 	if b.standin != nil {
 		for _, ns := range namespaces {
-			obj, err := toUnstructured(b.standin.CABundleConfigMap(ns.Name))
-			if err != nil {
+			if err := b.createTracked(ctx, sc, b.standin.CABundleConfigMap(ns.Name)); err != nil {
 				return err
 			}
-			a, err := b.createOwned(ctx, obj)
-			if err != nil {
-				return err
-			}
-			sc.track(a.ref)
 		}
 	}
 	if err := b.SetMeshPolicy(ctx, s.Spec.MeshPolicy); err != nil {
@@ -153,16 +163,7 @@ func (b *Backend) ensureNamespace(ctx context.Context, ns catalog.Namespace) err
 		return fmt.Errorf("namespace %s: %w", ns.Name, err)
 	}
 	if cur == nil {
-		obj, err := toUnstructured(fixtures.Namespace(ns, b.fixtureOptions()))
-		if err != nil {
-			return err
-		}
-		a, err := b.createOwned(ctx, obj)
-		if err != nil {
-			return err
-		}
-		sc.track(a.ref)
-		return nil
+		return b.createTracked(ctx, sc, fixtures.Namespace(ns, b.fixtureOptions()))
 	}
 	if b.ours(cur) {
 		return nil // kept from an earlier scenario (--keep)
@@ -287,15 +288,9 @@ func (b *Backend) deploy(ctx context.Context, ws []catalog.Workload) error {
 			return err
 		}
 		for _, o := range objs {
-			u, err := toUnstructured(o)
-			if err != nil {
-				return err
-			}
-			a, err := b.createOwned(ctx, u)
-			if err != nil {
+			if err := b.createTracked(ctx, sc, o); err != nil {
 				return fmt.Errorf("deploy %s: %w", w.Ref(), err)
 			}
-			sc.track(a.ref)
 		}
 	}
 	for _, w := range ws {
