@@ -36,6 +36,8 @@ type Backend struct {
 	Mesh    string
 	Logs    map[string][]Logged
 	Probes  int
+	// current is the marker of the probe being answered; Log tags entries with it.
+	current string
 }
 
 // Logged is an access-log entry with its time.
@@ -105,12 +107,23 @@ func (b *Backend) Converge(context.Context) error { b.call("converge"); return n
 func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
 	b.mu.Lock()
 	b.Probes++
+	b.current = fmt.Sprintf("p%d", b.Probes)
 	b.mu.Unlock()
-	return b.Respond(b, from, req)
+	obs, err := b.Respond(b, from, req)
+	obs.Probe = b.current
+	return obs, err
 }
 
-// Log adds an access-log entry for a workload, now.
+// Log adds an access-log entry for a workload, now. An entry without a probe marker gets the
+// marker of the probe being answered (the request that caused it).
 func (b *Backend) Log(ref string, e outcome.LogEntry) {
+	if _, ok := e[outcome.LogFieldProbe]; !ok && b.current != "" {
+		c := outcome.LogEntry{outcome.LogFieldProbe: b.current}
+		for k, v := range e {
+			c[k] = v
+		}
+		e = c
+	}
 	b.Logs[ref] = append(b.Logs[ref], Logged{At: time.Now(), Entry: e})
 }
 

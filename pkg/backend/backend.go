@@ -50,6 +50,10 @@ type Info struct {
 	IstioVersion string
 	// MeshVersion names the mesh product and version where known (e.g. "istio 1.31", "ASM 1.22").
 	MeshVersion string
+	// Proxy is the data plane's proxy as the proxies report themselves (Envoy's server_info
+	// version, e.g. "envoy 1.40.0 (9e5580.../1.40.0/Clean/RELEASE/BoringSSL)"); "" when no proxy
+	// was read (offline, or predictions only).
+	Proxy string
 	// Deterministic backends answer every probe the same way for the same state, and converge at
 	// once: the runner probes once instead of requiring a run of successes.
 	Deterministic bool
@@ -99,4 +103,12 @@ type Backend interface {
 	Diagnostics(ctx context.Context, dir string) error
 	// Teardown removes everything the scenario created and restores what it changed.
 	Teardown(ctx context.Context, s *catalog.Scenario) error
+}
+
+// InterceptionChecker is a backend that can prove a probe's requests went through the probing
+// workload's proxy (a live mesh: the sidecar's own access log holds an entry for each). The runner
+// asks it after every probe check from a workload with a sidecar; an error makes the check an
+// error, never a pass or a fail: what curl saw did not cross the mesh.
+type InterceptionChecker interface {
+	Intercepted(ctx context.Context, from catalog.Workload, probes []string) error
 }

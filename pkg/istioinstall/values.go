@@ -37,6 +37,8 @@ var AccessLogFormat = map[string]string{
 	"downstream_remote_address":         "%DOWNSTREAM_REMOTE_ADDRESS%",
 	"requested_server_name":             "%REQUESTED_SERVER_NAME%",
 	"route_name":                        "%ROUTE_NAME%",
+	// Not an Istio field: the probe's marker header, so each log check reads its own request.
+	outcome.LogFieldProbe: "%REQ(" + outcome.ProbeHeader + ")%",
 }
 
 // AccessLogFormatJSON is meshConfig.accessLogFormat: a JSON object whose keys are outcome.LogFields.

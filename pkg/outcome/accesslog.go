@@ -86,6 +86,25 @@ var LogFields = []string{
 	"requested_server_name", "route_name",
 }
 
+// LogFieldProbe is the entry field naming the probe (Observed.Probe) whose request the entry
+// logs. Backends set it: the model when it writes an entry; on a live mesh, Envoy logs the
+// probe's marker header, or the backend ties the entry to the probe by its addresses.
+const LogFieldProbe = "egressconf_probe"
+
+// ProbeHeader carries a probe's marker on plain-HTTP requests; the access-log format egressconf
+// installs logs it as LogFieldProbe at every proxy the request crosses.
+const ProbeHeader = "X-Egressconf-Probe"
+
+// WithProbe returns a copy of e marked as logged for the probe's request.
+func WithProbe(e LogEntry, probe string) LogEntry {
+	c := make(LogEntry, len(e)+1)
+	for k, v := range e {
+		c[k] = v
+	}
+	c[LogFieldProbe] = probe
+	return c
+}
+
 // KnownLogField reports whether name is one of LogFields.
 func KnownLogField(name string) bool {
 	i := sort.SearchStrings(sortedLogFields, name)

@@ -186,6 +186,9 @@ type Observed struct {
 	// ErrorMessage is curl's own error (%{errormsg}, or stderr).
 	ErrorMessage string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration"`
+	// Probe is the marker the backend gave this request: the access-log entries the request
+	// caused carry it in field LogFieldProbe, so a log check reads the entries of its own requests.
+	Probe string `json:"probe,omitempty"`
 }
 
 // Summary is a short human form: "301", "reset (exit 35)", "000 exit 7".

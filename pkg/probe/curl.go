@@ -189,6 +189,11 @@ type Options struct {
 	CACert string
 	// Resolve pins host:port:address (curl --resolve), used by loopback tests.
 	Resolve []string
+	// Headers are sent in addition to the request's own (curl -H), e.g. a probe marker.
+	Headers []string
+	// LocalPort is the client's source port (curl --local-port); 0 lets the kernel pick. A live
+	// backend uses it to find the proxy's log entries of a request that carries no headers.
+	LocalPort int
 }
 
 // Args builds curl's argument list (without "curl") for the request: headers are written to stdout
@@ -205,6 +210,12 @@ func Args(r *Request, o Options) []string {
 	}
 	for _, h := range r.Headers {
 		args = append(args, "-H", h)
+	}
+	for _, h := range o.Headers {
+		args = append(args, "-H", h)
+	}
+	if o.LocalPort > 0 {
+		args = append(args, "--local-port", strconv.Itoa(o.LocalPort))
 	}
 	if r.Data != "" {
 		args = append(args, "--data-raw", r.Data)

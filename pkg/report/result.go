@@ -33,6 +33,9 @@ type CheckResult struct {
 	// Attempts is how many probes ran (a positive needs several in a row, a negative keeps holding).
 	Attempts int           `json:"attempts" yaml:"attempts"`
 	Duration time.Duration `json:"duration" yaml:"duration"`
+	// Probes are the markers of the requests a probe check made (outcome.Observed.Probe); a log
+	// check reads only the entries of these requests.
+	Probes []string `json:"probes,omitempty" yaml:"probes,omitempty"`
 }
 
 // Result is the outcome of one expectation ID.

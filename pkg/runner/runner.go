@@ -46,7 +46,11 @@ type Runner struct {
 	missing map[string]string
 	// started records when each expectation's probes began, for access-log reads.
 	started map[string]time.Time
-	results []report.Result
+	// probes records the markers of each expectation's requests, and verdicts its verdict: a log
+	// check reads the entries of the requests of the expectation it names, and only if it passed.
+	probes   map[string][]string
+	verdicts map[string]report.Verdict
+	results  []report.Result
 }
 
 // New makes a runner.
@@ -86,6 +90,8 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.scenario, r.broken = s, nil
 	r.missing = map[string]string{}
 	r.started = map[string]time.Time{}
+	r.probes = map[string][]string{}
+	r.verdicts = map[string]report.Verdict{}
 	start := time.Now()
 	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
@@ -213,6 +219,7 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 		for _, c := range e.Checks {
 			cr := r.runCheck(ctx, e, c)
 			res.Checks = append(res.Checks, cr)
+			r.probes[e.ID] = append(r.probes[e.ID], cr.Probes...)
 			observed = append(observed, cr.Observed)
 			if cr.Verdict != report.Pass && (res.Verdict == report.Pass || (res.Verdict == report.Skip && cr.Verdict != report.Skip)) {
 				res.Verdict = cr.Verdict
@@ -222,6 +229,7 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 		res.Observed = strings.Join(observed, "; ")
 	}
 	res.Duration = time.Since(start)
+	r.verdicts[e.ID] = res.Verdict
 	if res.Verdict == report.Fail || res.Verdict == report.Error {
 		dir := filepath.Join(r.o.ReportDir, "diagnostics", e.ID)
 		if r.o.ReportDir != "" {
@@ -276,7 +284,16 @@ func (r *Runner) runCheck(ctx context.Context, e *catalog.Expectation, c catalog
 	if c.Log != nil {
 		return r.logCheck(ctx, e, c)
 	}
-	return r.probeCheck(ctx, c)
+	cr := r.probeCheck(ctx, c)
+	if ic, ok := r.o.Backend.(backend.InterceptionChecker); ok && (cr.Verdict == report.Pass || cr.Verdict == report.Fail) {
+		w, _ := r.scenario.Workload(c.From)
+		if w.HasSidecar() {
+			if err := ic.Intercepted(ctx, w, cr.Probes); err != nil {
+				cr.Verdict, cr.Message = report.Error, fmt.Sprintf("not observed through the mesh (observed %s): %v", cr.Observed, err)
+			}
+		}
+	}
+	return cr
 }
 
 // probeCheck probes until the expectation holds by the consistency rules or the bound passes.
@@ -302,6 +319,9 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	for {
 		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
 		cr.Attempts++
+		if obs.Probe != "" {
+			cr.Probes = append(cr.Probes, obs.Probe)
+		}
 		var oom *outcome.OutOfModelError
 		if errors.As(err, &oom) {
 			cr.Verdict, cr.Observed, cr.Message = report.Skip, "out of model", oom.Error()
@@ -345,8 +365,10 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	}
 }
 
-// logCheck reads the workload's proxy log since the expectation named by After (default this one)
-// started, until an entry matches or the bound passes.
+// logCheck reads the workload's proxy log for the entries of the requests of the expectation
+// named by After (default this one), since it started, until an entry matches or the bound
+// passes. It never reads a neighbour's entry: only entries carrying the marker of one of those
+// requests count, and an expectation named by After must have passed.
 func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog.Check) report.CheckResult {
 	w, _ := r.scenario.Workload(c.Log.Workload)
 	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
@@ -361,6 +383,20 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 		cr.Verdict, cr.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its log cannot be read", after)
 		return cr
 	}
+	if v, done := r.verdicts[after]; done && v != report.Pass {
+		cr.Verdict, cr.Observed = report.Error, "log not read"
+		cr.Message = fmt.Sprintf("reads the log of the requests of %s, which did not pass (%s)", after, v)
+		return cr
+	}
+	mine := map[string]bool{}
+	for _, m := range r.probes[after] {
+		mine[m] = true
+	}
+	if len(mine) == 0 {
+		cr.Verdict, cr.Observed = report.Error, "log not read"
+		cr.Message = fmt.Sprintf("expectation %s made no request whose log entries could be told apart", after)
+		return cr
+	}
 	deadline := start.Add(r.o.Timeouts.AccessLog)
 	for {
 		entries, err := r.o.Backend.AccessLog(ctx, w, since)
@@ -369,6 +405,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 			cr.Verdict, cr.Observed, cr.Message = report.Error, "log not read", err.Error()
 			return cr
 		}
+		entries = ownEntries(entries, mine)
 		if c.Log.Host != "" {
 			entries = filterHost(entries, c.Log.Host)
 		}
@@ -377,7 +414,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 			cr.Verdict, cr.Observed = report.Pass, "log "+c.Log.Entry.String()
 			return cr
 		}
-		cr.Observed = fmt.Sprintf("%d entries, none matching", len(entries))
+		cr.Observed = fmt.Sprintf("%d entries of %s's requests, none matching", len(entries), after)
 		if r.info.Deterministic || time.Now().After(deadline) {
 			cr.Verdict, cr.Message = report.Fail, err.Error()
 			return cr
@@ -387,6 +424,17 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 			return cr
 		}
 	}
+}
+
+// ownEntries keeps the entries that carry one of the markers.
+func ownEntries(entries []outcome.LogEntry, markers map[string]bool) []outcome.LogEntry {
+	var out []outcome.LogEntry
+	for _, e := range entries {
+		if markers[e[outcome.LogFieldProbe]] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func filterHost(entries []outcome.LogEntry, host string) []outcome.LogEntry {

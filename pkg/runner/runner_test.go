@@ -201,3 +201,63 @@ func TestMissingLogEntryFails(t *testing.T) {
 		t.Errorf("T-LOG-01: %s %q", r.Verdict, r.Message)
 	}
 }
+
+func runLogAfter(t *testing.T, b *fakebackend.Backend) map[string]report.Result {
+	t.Helper()
+	c, err := catalog.LoadPaths("testdata/logafter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := catalog.Validate(c, catalog.ValidateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), ReportDir: t.TempDir()})
+	if err := r.RunScenario(context.Background(), c.Scenarios[0]); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]report.Result{}
+	for _, res := range r.Results() {
+		got[res.ID] = res
+	}
+	return got
+}
+
+// A log check reads only the entries of the requests of the expectation it names: an entry with
+// the same fields written in the same window for another request does not count.
+func TestLogCheckIgnoresNeighbourEntries(t *testing.T) {
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		// Another request's entry, logged while the probe runs; the probe's own request logs nothing.
+		b.Log("sleep@demo", outcome.LogEntry{"upstream_cluster": "BlackHoleCluster", outcome.LogFieldProbe: "someone-else"})
+		return status(502), nil
+	})
+	got := runLogAfter(t, b)
+	if r := got["T-BLK-01"]; r.Verdict != report.Pass {
+		t.Fatalf("T-BLK-01: %s %q", r.Verdict, r.Message)
+	}
+	if r := got["T-BLK-02"]; r.Verdict != report.Fail {
+		t.Errorf("T-BLK-02 passed on a neighbour's entry: %s %q", r.Verdict, r.Message)
+	}
+
+	own := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		b.Log("sleep@demo", outcome.LogEntry{"upstream_cluster": "BlackHoleCluster"}) // tagged with this probe
+		return status(502), nil
+	})
+	if r := runLogAfter(t, own)["T-BLK-02"]; r.Verdict != report.Pass {
+		t.Errorf("T-BLK-02 with its own entry: %s %q", r.Verdict, r.Message)
+	}
+}
+
+// A log check must not pass when the expectation whose requests it reads did not pass.
+func TestLogCheckAfterFailedExpectationIsError(t *testing.T) {
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		b.Log("sleep@demo", outcome.LogEntry{"upstream_cluster": "BlackHoleCluster"})
+		return status(200), nil // T-BLK-01 wants 502: it fails
+	})
+	got := runLogAfter(t, b)
+	if r := got["T-BLK-01"]; r.Verdict != report.Fail {
+		t.Fatalf("T-BLK-01: %s %q", r.Verdict, r.Message)
+	}
+	if r := got["T-BLK-02"]; r.Verdict != report.Error || !strings.Contains(r.Message, "did not pass") {
+		t.Errorf("T-BLK-02 after a failed T-BLK-01: %s %q, want error", r.Verdict, r.Message)
+	}
+}

@@ -37,10 +37,6 @@ type Timeouts struct {
 	// Poll is the pause between two polls of a condition (pods ready, istiod has a change, proxies
 	// in sync, DNS answering).
 	Poll time.Duration
-	// ConvergeSettle is how long, once istiod has a change, every involved proxy must stay in sync
-	// (ACKed what istiod sent) before the change counts as delivered: it covers istiod's push
-	// debounce (PILOT_DEBOUNCE_AFTER, 100ms by default).
-	ConvergeSettle time.Duration
 }
 
 // DefaultTimeouts suit a kind cluster on a laptop.
@@ -58,7 +54,6 @@ func DefaultTimeouts() Timeouts {
 		Teardown:          3 * time.Minute,
 		Provision:         10 * time.Minute,
 		Poll:              500 * time.Millisecond,
-		ConvergeSettle:    time.Second,
 	}
 }
 
@@ -76,5 +71,4 @@ func (t *Timeouts) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&t.Teardown, "timeout-teardown", t.Teardown, "bound on deleting a scenario's objects")
 	fs.DurationVar(&t.Provision, "timeout-provision", t.Provision, "bound on each provisioning phase (cluster, Istio, stand-in, DNS)")
 	fs.DurationVar(&t.Poll, "poll-interval", t.Poll, "pause between two polls of a condition")
-	fs.DurationVar(&t.ConvergeSettle, "converge-settle", t.ConvergeSettle, "how long proxies must stay in sync once istiod has a change")
 }

@@ -32,12 +32,31 @@ import (
 )
 
 // Sentinel naming: ServiceEntry istio-system/egressconf-sentinel with host gN.sentinel.egressconf.invalid
-// on port 1, exported to every namespace. It changes nothing on the scenarios' ports.
+// on port 1 (TCP) and port 2 (HTTP), exported to every namespace. It changes nothing on the
+// scenarios' ports. Port 1 puts cluster outbound|1||gN... into every proxy's CDS; port 2 puts a
+// virtual host gN...:2 into every sidecar's route configuration "2" (RDS, the last type istiod
+// sends in a push), so a sidecar holding it holds everything istiod pushed before it.
 const (
 	SentinelName      = "egressconf-sentinel"
 	SentinelNamespace = "istio-system"
 	sentinelDomain    = ".sentinel.egressconf.invalid"
 )
+
+// SentinelHTTPPort is the sentinel's HTTP port: a sidecar's route configuration of that name
+// carries the sentinel's virtual host.
+const SentinelHTTPPort = 2
+
+// SentinelHost is the sentinel's host in generation gen.
+func SentinelHost(gen int) string { return "g" + strconv.Itoa(gen) + sentinelDomain }
+
+// SentinelCluster is the cluster every proxy holds for the sentinel of generation gen.
+func SentinelCluster(gen int) string { return "outbound|1||" + SentinelHost(gen) }
+
+// SentinelVirtualHost is the virtual host a sidecar's route configuration "2" holds for the
+// sentinel of generation gen.
+func SentinelVirtualHost(gen int) string {
+	return SentinelHost(gen) + ":" + strconv.Itoa(SentinelHTTPPort)
+}
 
 var sentinelCluster = regexp.MustCompile(`^outbound\|1\|\|g([0-9]+)\.sentinel\.egressconf\.invalid$`)
 
@@ -52,8 +71,11 @@ func Sentinel(gen int, objLabels map[string]string) *unstructured.Unstructured {
 			"exportTo":   []any{"*"},
 			"location":   "MESH_EXTERNAL",
 			"resolution": "STATIC",
-			"ports":      []any{map[string]any{"number": int64(1), "name": "tcp-sentinel", "protocol": "TCP"}},
-			"endpoints":  []any{map[string]any{"address": "192.0.2.1"}},
+			"ports": []any{
+				map[string]any{"number": int64(1), "name": "tcp-sentinel", "protocol": "TCP"},
+				map[string]any{"number": int64(SentinelHTTPPort), "name": "http-sentinel", "protocol": "HTTP"},
+			},
+			"endpoints": []any{map[string]any{"address": "192.0.2.1"}},
 		},
 	}}
 	u.SetLabels(objLabels)

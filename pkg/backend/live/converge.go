@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/egressconf/egressconf/pkg/backend/live/envoyadmin"
+	"github.com/egressconf/egressconf/pkg/xdsprobe"
 )
 
 // istiodPods lists istiod's running pods.
@@ -69,9 +73,13 @@ type syncStatus struct {
 //  1. every istiod pod has the step's changes: each Istio object applied is in its config store
 //     (/debug/configz) at the resource version written, each deleted one is gone, and its
 //     mesh config (/debug/mesh) shows the outbound traffic policy set;
-//  2. every proxy involved that runs Envoy (the scenario's workloads and egress gateways) is
-//     connected to istiod and has ACKed everything istiod sent it (/debug/syncz), and has stayed so
-//     for Timeouts.ConvergeSettle after 1 held (istiod's push debounce).
+//  2. every proxy involved holds them, read from the proxy itself. The run bumps a sentinel
+//     ServiceEntry after the change; istiod handles config events in order and sends a push's
+//     types in order (CDS, EDS, LDS, RDS), so a proxy that holds the sentinel holds every change
+//     made before it. A sidecar must hold the sentinel's virtual host in its route configuration
+//     (RDS, the last type of the push); a gateway, which has no route for it, the sentinel's
+//     cluster, with nothing warming and everything istiod sent it ACKed (/debug/syncz). With the
+//     control-plane probe the virtual proxies wait for the sentinel the same way.
 //
 // The runner bounds it with Timeouts.Converge. Proxies without Envoy are not waited for: their
 // checks are skipped.
@@ -102,38 +110,83 @@ func (b *Backend) Converge(ctx context.Context) error {
 		return fmt.Errorf("istiod does not have the change (%s): %w", why, err)
 	}
 	if b.xds != nil {
-		// Exact: the virtual proxies wait for the push carrying a sentinel applied after the change.
 		sc.pending = pending{}
 		return b.xdsConverge(ctx)
 	}
-	held := time.Now()
 	proxies := b.envoyProxies(ctx, sc)
-	if len(proxies) > 0 {
-		var inSyncSince time.Time
-		err = b.poll(ctx, 0, func(ctx context.Context) (bool, error) {
-			ok, w, err := b.proxiesInSync(ctx, pods, proxies)
+	if len(proxies) == 0 {
+		sc.pending = pending{}
+		return nil
+	}
+	gen, err := b.bumpSentinel(ctx)
+	if err != nil {
+		return err
+	}
+	waiting := map[proxyRef]bool{}
+	for _, p := range proxies {
+		waiting[p] = true
+	}
+	err = b.poll(ctx, 0, func(ctx context.Context) (bool, error) {
+		for _, p := range proxies {
+			if !waiting[p] {
+				continue
+			}
+			ok, w, err := b.proxyHolds(ctx, pods, p, gen)
 			if err != nil {
 				return false, err
 			}
 			if !ok {
-				why, inSyncSince = w, time.Time{}
+				why = w
 				return false, nil
 			}
-			if inSyncSince.IsZero() {
-				inSyncSince = time.Now()
-			}
-			if inSyncSince.Before(held) {
-				inSyncSince = held
-			}
-			why = "in sync, settling"
-			return time.Since(inSyncSince) >= b.o.Timeouts.ConvergeSettle, nil
-		})
-		if err != nil {
-			return fmt.Errorf("proxies not in sync with istiod (%s): %w", why, err)
+			delete(waiting, p)
 		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("proxies do not hold the change (%s): %w", why, err)
 	}
 	sc.pending = pending{}
 	return nil
+}
+
+// proxyHolds reads from the proxy whether it holds sentinel generation gen (step 2 of Converge).
+func (b *Backend) proxyHolds(ctx context.Context, istiod []corev1.Pod, p proxyRef, gen int) (bool, string, error) {
+	cfg, err := envoyadmin.ReadConfig(ctx, b.adminGet(p.namespace, p.pod))
+	if err != nil {
+		return false, "", fmt.Errorf("proxy %s/%s: %w", p.namespace, p.pod, err)
+	}
+	name := p.namespace + "/" + p.pod
+	if !cfg.Clusters[xdsprobe.SentinelCluster(gen)] {
+		return false, fmt.Sprintf("proxy %s does not hold cluster %s yet", name, xdsprobe.SentinelCluster(gen)), nil
+	}
+	if len(cfg.Warming) > 0 {
+		return false, fmt.Sprintf("proxy %s is warming %s", name, strings.Join(cfg.Warming, ", ")), nil
+	}
+	if !p.gateway {
+		route := strconv.Itoa(xdsprobe.SentinelHTTPPort)
+		if !cfg.HasVirtualHost(route, xdsprobe.SentinelVirtualHost(gen)) {
+			return false, fmt.Sprintf("proxy %s does not hold virtual host %s in route %s yet", name, xdsprobe.SentinelVirtualHost(gen), route), nil
+		}
+		return true, "", nil
+	}
+	return b.proxiesInSync(ctx, istiod, []proxyRef{p})
+}
+
+// adminGet reaches the Envoy admin API of a pod's proxy through pilot-agent.
+func (b *Backend) adminGet(ns, pod string) envoyadmin.Get {
+	return func(ctx context.Context, path string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res, err := b.exec(ctx, ns, pod, ProxyContainer, []string{"pilot-agent", "request", "GET", path})
+		if err != nil {
+			return nil, err
+		}
+		if res.ExitCode != 0 {
+			return nil, fmt.Errorf("`pilot-agent request GET %s` in %s/%s: exit %d: %s", path, ns, pod, res.ExitCode, clip(strings.TrimSpace(res.Stderr+res.Stdout), 300))
+		}
+		return []byte(res.Stdout), nil
+	}
 }
 
 // istiodHas checks step 1 of Converge against one istiod pod.
@@ -197,7 +250,10 @@ func meshDebugMode(out []byte) (string, error) {
 }
 
 // proxyRef is a proxy Converge waits for: its syncz ID contains "~pod.namespace~".
-type proxyRef struct{ pod, namespace string }
+type proxyRef struct {
+	pod, namespace string
+	gateway        bool
+}
 
 // envoyProxies are the proxies of the scenario that run Envoy: workload sidecars and gateway pods.
 func (b *Backend) envoyProxies(ctx context.Context, sc *scenarioState) []proxyRef {
@@ -205,7 +261,7 @@ func (b *Backend) envoyProxies(ctx context.Context, sc *scenarioState) []proxyRe
 	for _, st := range sc.workloads {
 		if st.w.HasSidecar() && st.noEnvoy == "" {
 			if p, err := b.workloadPod(ctx, st.w); err == nil {
-				out = append(out, proxyRef{p.Name, p.Namespace})
+				out = append(out, proxyRef{pod: p.Name, namespace: p.Namespace})
 			}
 		}
 	}
@@ -215,15 +271,15 @@ func (b *Backend) envoyProxies(ctx context.Context, sc *scenarioState) []proxyRe
 			continue
 		}
 		for _, p := range g.pods {
-			out = append(out, proxyRef{p, g.gw.Namespace})
+			out = append(out, proxyRef{pod: p, namespace: g.gw.Namespace, gateway: true})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].namespace+out[i].pod < out[j].namespace+out[j].pod })
 	return out
 }
 
-// proxiesInSync checks step 2 of Converge with the /debug/syncz of every istiod pod (each proxy
-// is connected to one of them).
+// proxiesInSync checks with the /debug/syncz of every istiod pod (each proxy is connected to one
+// of them) that each proxy has ACKed everything istiod sent it and rejected nothing.
 func (b *Backend) proxiesInSync(ctx context.Context, pods []corev1.Pod, proxies []proxyRef) (bool, string, error) {
 	var statuses []syncStatus
 	for i := range pods {

@@ -3,7 +3,6 @@ package live
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend/live/envoyadmin"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
@@ -155,8 +155,8 @@ func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.R
 		return outcome.Observed{}, err
 	}
 	t := b.o.Timeouts
-	args := probe.Args(req, probe.Options{ConnectTimeout: t.ProbeConnect, MaxTime: t.ProbeMax})
-	cmd := append([]string{"curl"}, args...)
+	marker, opts := b.marks.next(pod, req, probe.Options{ConnectTimeout: t.ProbeConnect, MaxTime: t.ProbeMax})
+	cmd := append([]string{"curl"}, probe.Args(req, opts)...)
 	// curl ends itself at --max-time; the bound here only catches a stuck exec stream.
 	ectx, cancel := context.WithTimeout(ctx, t.ProbeMax+30*time.Second)
 	defer cancel()
@@ -172,38 +172,39 @@ func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.R
 	if err != nil {
 		return outcome.Observed{}, fmt.Errorf("probe from %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	obs.Probe = marker
 	return obs, nil
 }
 
-// envoyState asks the pod's pilot-agent for Envoy's server_info. It returns "" when Envoy
-// answers with a state, else the reason no mesh outcome can be observed through this proxy.
+// envoyState asks the pod's Envoy for its server_info through pilot-agent. It returns "" when
+// Envoy answers with a state, else the reason no mesh outcome can be observed through this proxy.
 func (b *Backend) envoyState(ctx context.Context, p *corev1.Pod) (string, error) {
 	if !hasContainer(p, ProxyContainer) {
 		return fmt.Sprintf("pod %s/%s has no %s container", p.Namespace, p.Name, ProxyContainer), nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := b.exec(ctx, p.Namespace, p.Name, ProxyContainer, []string{"pilot-agent", "request", "GET", "server_info"})
+	si, err := envoyadmin.ReadServerInfo(ctx, b.adminGet(p.Namespace, p.Name))
 	if err != nil {
-		return "", err
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			return "", err
+		}
+		return fmt.Sprintf("the %s container of pod %s/%s runs no Envoy (%v): it intercepts and proxies nothing, so no mesh outcome can be observed through it",
+			ProxyContainer, p.Namespace, p.Name, err), nil
 	}
-	var info struct {
-		State   string `json:"state"`
-		Version string `json:"version"`
+	b.noteEnvoyVersion(si)
+	return "", nil
+}
+
+// noteEnvoyVersion records the versions of Envoy the run's proxies reported.
+func (b *Backend) noteEnvoyVersion(si envoyadmin.ServerInfo) {
+	v := "envoy " + si.ReleaseVersion() + " (" + si.Version + ")"
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.info.Proxy == "" {
+		b.info.Proxy = v
+	} else if !strings.Contains(b.info.Proxy, v) {
+		b.info.Proxy += "; " + v
 	}
-	out := strings.TrimSpace(res.Stdout)
-	if res.ExitCode == 0 && json.Unmarshal([]byte(out), &info) == nil && info.State != "" {
-		return "", nil
-	}
-	detail := "returned nothing"
-	if all := clip(strings.TrimSpace(out+" "+res.Stderr), 120); all != "" {
-		detail = fmt.Sprintf("answered %q", all)
-	}
-	if res.ExitCode != 0 {
-		detail += fmt.Sprintf(", exit %d", res.ExitCode)
-	}
-	return fmt.Sprintf("the %s container of pod %s/%s runs no Envoy (`pilot-agent request GET server_info` %s): it intercepts and proxies nothing, so no mesh outcome can be observed through it",
-		ProxyContainer, p.Namespace, p.Name, detail), nil
 }
 
 func clip(s string, n int) string {

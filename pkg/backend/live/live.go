@@ -126,6 +126,10 @@ type Backend struct {
 	sc *scenarioState
 	// xds is the control-plane probe's state with Probe == ProbeXDS.
 	xds *xdsMode
+	// sentinelGen is the sentinel generation last applied (0: none yet).
+	sentinelGen int
+	// marks are the run's curl probes, for tying access-log entries to them.
+	marks probeMarks
 }
 
 type cleanup struct {

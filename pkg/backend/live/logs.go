@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -45,18 +46,57 @@ func (b *Backend) AccessLog(ctx context.Context, w catalog.Workload, since time.
 	}
 	var out []outcome.LogEntry
 	for _, p := range pods {
-		lines, err := b.PodLog(ctx, p.Namespace, p.Name, ProxyContainer, since)
+		entries, err := b.proxyEntries(ctx, p.Namespace, p.Name, since)
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range lines {
-			e, ok, err := accesslog.ParseLine(l)
-			if err != nil {
-				return nil, fmt.Errorf("access log of %s/%s: %w", p.Namespace, p.Name, err)
-			}
-			if ok {
-				out = append(out, e)
-			}
+		out = append(out, entries...)
+	}
+	probes := b.marks.since(since)
+	if !w.Gateway {
+		markEntries(out, clientAddresses(probes))
+		return out, nil
+	}
+	// A gateway's entry of a request without the marker header is tied to its probe through the
+	// probing sidecar's entry of the same request.
+	hops := map[string]string{}
+	read := map[string]bool{}
+	for _, p := range probes {
+		if read[p.pod] {
+			continue
+		}
+		read[p.pod] = true
+		ns, name, _ := strings.Cut(p.pod, "/")
+		entries, err := b.proxyEntries(ctx, ns, name, since)
+		if apierrors.IsNotFound(err) {
+			continue // the probing pod is gone (removed by a later step): nothing to tie
+		}
+		if err != nil {
+			return nil, err
+		}
+		markEntries(entries, clientAddresses(probes))
+		for a, m := range sidecarHops(entries) {
+			hops[a] = m
+		}
+	}
+	markEntries(out, hops)
+	return out, nil
+}
+
+// proxyEntries reads the access-log entries a pod's proxy wrote since a time.
+func (b *Backend) proxyEntries(ctx context.Context, ns, pod string, since time.Time) ([]outcome.LogEntry, error) {
+	lines, err := b.PodLog(ctx, ns, pod, ProxyContainer, since)
+	if err != nil {
+		return nil, err
+	}
+	var out []outcome.LogEntry
+	for _, l := range lines {
+		e, ok, err := accesslog.ParseLine(l)
+		if err != nil {
+			return nil, fmt.Errorf("access log of %s/%s: %w", ns, pod, err)
+		}
+		if ok {
+			out = append(out, e)
 		}
 	}
 	return out, nil

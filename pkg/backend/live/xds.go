@@ -31,11 +31,9 @@ var sentinelGVR = schema.GroupVersionResource{Group: "networking.istio.io", Vers
 type xdsMode struct {
 	prober *xdsprobe.Prober
 	stop   func()
-	// gen is the sentinel generation last applied; every probe waits for it.
-	gen int
-
-	mu   sync.Mutex
-	logs map[string][]timedEntry
+	mu     sync.Mutex
+	logs   map[string][]timedEntry
+	probes int
 }
 
 type timedEntry struct {
@@ -56,9 +54,7 @@ func (b *Backend) startXDS(ctx context.Context) error {
 	b.AddCleanup("control-plane probe", func(ctx context.Context) error {
 		p.Close()
 		stop()
-		s := xdsprobe.Sentinel(0, nil)
-		_, err := b.deleteOwned(ctx, objRef{GVR: sentinelGVR, Kind: "ServiceEntry", Namespace: s.GetNamespace(), Name: s.GetName()})
-		return err
+		return nil
 	})
 	fmt.Fprintf(b.o.Progress, "   control-plane probe: istiod xDS through %s\n", addr)
 	return nil
@@ -67,13 +63,29 @@ func (b *Backend) startXDS(ctx context.Context) error {
 // xdsConverge bumps the sentinel and waits until every virtual proxy has it: istiod handles config
 // events in order, so then each has every change made before.
 func (b *Backend) xdsConverge(ctx context.Context) error {
-	x := b.xds
-	x.gen++
-	if _, err := b.createOwned(ctx, xdsprobe.Sentinel(x.gen, nil)); err != nil {
-		return fmt.Errorf("sentinel: %w", err)
+	gen, err := b.bumpSentinel(ctx)
+	if err != nil {
+		return err
 	}
-	x.prober.Want(x.gen)
-	return x.prober.Converge(ctx)
+	b.xds.prober.Want(gen)
+	return b.xds.prober.Converge(ctx)
+}
+
+// bumpSentinel applies the sentinel's next generation and returns it. The first bump registers
+// the sentinel's removal with the run's cleanups.
+func (b *Backend) bumpSentinel(ctx context.Context) (int, error) {
+	if b.sentinelGen == 0 {
+		b.AddCleanup("sentinel", func(ctx context.Context) error {
+			s := xdsprobe.Sentinel(0, nil)
+			_, err := b.deleteOwned(ctx, objRef{GVR: sentinelGVR, Kind: "ServiceEntry", Namespace: s.GetNamespace(), Name: s.GetName()})
+			return err
+		})
+	}
+	b.sentinelGen++
+	if _, err := b.createOwned(ctx, xdsprobe.Sentinel(b.sentinelGen, nil)); err != nil {
+		return 0, fmt.Errorf("sentinel: %w", err)
+	}
+	return b.sentinelGen, nil
 }
 
 // xdsProbe predicts the request from the workload's pod.
@@ -84,13 +96,17 @@ func (b *Backend) xdsProbe(ctx context.Context, from catalog.Workload, req *prob
 	}
 	now := time.Now()
 	b.xds.mu.Lock()
+	b.xds.probes++
+	marker := fmt.Sprintf("xds-%d", b.xds.probes)
 	for ref, entries := range res.Logs {
 		for _, e := range entries {
-			b.xds.logs[ref] = append(b.xds.logs[ref], timedEntry{at: now, entry: e})
+			b.xds.logs[ref] = append(b.xds.logs[ref], timedEntry{at: now, entry: outcome.WithProbe(e, marker)})
 		}
 	}
 	b.xds.mu.Unlock()
-	return res.Observed, nil
+	obs := res.Observed
+	obs.Probe = marker
+	return obs, nil
 }
 
 // xdsAccessLog returns the entries the predictions wrote for the workload's proxy since a time.

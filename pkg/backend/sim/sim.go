@@ -42,13 +42,15 @@ type Backend struct {
 	mu       sync.Mutex
 	external http.Handler
 
-	scenario  *catalog.Scenario
-	mode      meshconfig.MeshConfig_OutboundTrafficPolicy_Mode
-	deployed  map[string]catalog.Workload
-	gateways  map[string]fixtures.Gateway
-	applied   []backend.Manifest
-	state     *state
-	logs      map[string][]timedEntry
+	scenario *catalog.Scenario
+	mode     meshconfig.MeshConfig_OutboundTrafficPolicy_Mode
+	deployed map[string]catalog.Workload
+	gateways map[string]fixtures.Gateway
+	applied  []backend.Manifest
+	state    *state
+	logs     map[string][]timedEntry
+	// probes counts the probes made, for their markers.
+	probes    int
 	lastTrace map[string][]string
 	builds    int
 	// ads: proxies read their xDS over ADS from the control plane served on loopback gRPC.
@@ -281,12 +283,16 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 	}
 	b.lastTrace[from.Ref()+" "+req.Command] = res.Trace
 	now := time.Now()
+	b.probes++
+	marker := fmt.Sprintf("sim-%d", b.probes)
 	for ref, entries := range res.Logs {
 		for _, e := range entries {
-			b.logs[ref] = append(b.logs[ref], timedEntry{at: now, entry: e})
+			b.logs[ref] = append(b.logs[ref], timedEntry{at: now, entry: outcome.WithProbe(e, marker)})
 		}
 	}
-	return res.Response.Observed(req, time.Since(start)), nil
+	obs := res.Response.Observed(req, time.Since(start))
+	obs.Probe = marker
+	return obs, nil
 }
 
 // Trace returns the hop-by-hop explanation of the last probe of a command from a workload.

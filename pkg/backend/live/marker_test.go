@@ -1,0 +1,55 @@
+package live
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/probe"
+)
+
+func TestProbeMarks(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sleep-1"}, Status: corev1.PodStatus{PodIP: "10.244.0.7"}}
+	var m probeMarks
+	m1, o1 := m.next(pod, &probe.Request{Scheme: "http"}, probe.Options{})
+	m2, o2 := m.next(pod, &probe.Request{Scheme: "https"}, probe.Options{})
+	if m1 == m2 || o1.LocalPort == o2.LocalPort {
+		t.Fatalf("markers %s %s ports %d %d: want distinct", m1, m2, o1.LocalPort, o2.LocalPort)
+	}
+	if len(o1.Headers) != 1 || o1.Headers[0] != outcome.ProbeHeader+": "+m1 {
+		t.Errorf("plain HTTP probe headers %v: want the marker header", o1.Headers)
+	}
+	if len(o2.Headers) != 0 {
+		t.Errorf("HTTPS probe headers %v: its headers are inside TLS, no marker header", o2.Headers)
+	}
+	// A sidecar entry carrying the header marker, one tied by the client address, one of another
+	// request; then the gateway's entries tied through the sidecar's upstream address.
+	side := []outcome.LogEntry{
+		{outcome.LogFieldProbe: m1, "downstream_remote_address": "10.244.0.7:1", "upstream_local_address": "10.244.0.7:40000"},
+		{outcome.LogFieldProbe: "-", "downstream_remote_address": "10.244.0.7:" + itoa(o2.LocalPort), "upstream_local_address": "10.244.0.7:40001"},
+		{outcome.LogFieldProbe: "-", "downstream_remote_address": "10.244.0.7:33333", "upstream_local_address": "10.244.0.7:40002"},
+	}
+	markEntries(side, clientAddresses(m.since(metav1.Now().Add(-3600e9))))
+	if side[0][outcome.LogFieldProbe] != m1 || side[1][outcome.LogFieldProbe] != m2 {
+		t.Errorf("sidecar entries %v: want %s and %s", side, m1, m2)
+	}
+	if _, ok := side[2][outcome.LogFieldProbe]; ok {
+		t.Errorf("another request's entry was marked: %v", side[2])
+	}
+	gw := []outcome.LogEntry{
+		{"downstream_remote_address": "10.244.0.7:40001"},
+		{"downstream_remote_address": "10.244.0.7:40002"},
+	}
+	markEntries(gw, sidecarHops(side))
+	if gw[0][outcome.LogFieldProbe] != m2 {
+		t.Errorf("gateway entry %v: want %s", gw[0], m2)
+	}
+	if _, ok := gw[1][outcome.LogFieldProbe]; ok {
+		t.Errorf("gateway entry of another request marked: %v", gw[1])
+	}
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
