@@ -51,7 +51,24 @@ type Runner struct {
 	probes   map[string][]string
 	verdicts map[string]report.Verdict
 	results  []report.Result
+	timing   Timing
 }
+
+// Timing is where a run's time went, summed over every scenario: what a live run's wall time is
+// made of besides setup and teardown.
+type Timing struct {
+	// Converge is the time spent waiting for the proxies to hold each step's changes.
+	Converge time.Duration
+	// Probes is the time spent inside the backend's probes (curl runs, or model evaluations).
+	Probes time.Duration
+	// Holds is the time negative expectations spent holding after they first held.
+	Holds time.Duration
+	// Logs is the time spent reading access logs until an entry matched (or the bound passed).
+	Logs time.Duration
+}
+
+// Timing returns where the run's time went so far.
+func (r *Runner) Timing() Timing { return r.timing }
 
 // New makes a runner.
 func New(o Options) *Runner {
@@ -117,7 +134,10 @@ func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Converge)
 	defer cancel()
-	if err := r.o.Backend.Converge(cctx); err != nil {
+	convergeStart := time.Now()
+	err := r.o.Backend.Converge(cctx)
+	r.timing.Converge += time.Since(convergeStart)
+	if err != nil {
 		r.broken = fmt.Errorf("step %d %q: proxies did not converge: %w", index+1, st.Name, err)
 		r.progress("   step %d/%d %s: NOT CONVERGED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
 		return
@@ -317,7 +337,9 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	run := 0
 	var firstHeld time.Time
 	for {
+		probeStart := time.Now()
 		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
+		r.timing.Probes += time.Since(probeStart)
 		cr.Attempts++
 		if obs.Probe != "" {
 			cr.Probes = append(cr.Probes, obs.Probe)
@@ -348,6 +370,9 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 			run, firstHeld = 0, time.Time{}
 		}
 		if run >= need && (hold == 0 || time.Since(firstHeld) >= hold) {
+			if hold > 0 {
+				r.timing.Holds += time.Since(firstHeld)
+			}
 			cr.Verdict = report.Pass
 			return cr
 		}
@@ -373,7 +398,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 	w, _ := r.scenario.Workload(c.Log.Workload)
 	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
 	start := time.Now()
-	defer func() { cr.Duration = time.Since(start) }()
+	defer func() { cr.Duration = time.Since(start); r.timing.Logs += cr.Duration }()
 	after := e.ID
 	if c.Log.After != "" {
 		after = c.Log.After
