@@ -11,10 +11,12 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,4 +270,103 @@ func WriteOCILayout(dir string, tag name.Tag, img v1.Image) error {
 		return fmt.Errorf("image: OCI layout %s: %w", dir, err)
 	}
 	return nil
+}
+
+// OwnerFunc gives the uid and gid a layer entry gets; name is the entry's path in the image,
+// slash-separated and without a leading slash (e.g. "var/lib/istio/data").
+type OwnerFunc func(name string) (uid, gid int)
+
+// LayerFromDir writes the tree under dir as one gzip-compressed image layer to gzPath and returns
+// it (OCI layer media type). Entries are sorted and get the file's mode (setuid, setgid and sticky
+// bits included), modification time 0 and the owner from owner (0:0 when owner is nil), so the
+// same tree gives the same layer digest. Symlinks are kept as symlinks; hard links are stored as
+// separate regular files; other file types are refused.
+func LayerFromDir(dir, gzPath string, owner OwnerFunc) (v1.Layer, error) {
+	f, err := os.Create(gzPath)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	werr := writeDirTar(zw, dir, owner)
+	if err := zw.Close(); werr == nil {
+		werr = err
+	}
+	if err := f.Close(); werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("image: layer from %s: %w", dir, werr)
+	}
+	layer, err := tarball.LayerFromFile(gzPath, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, fmt.Errorf("image: layer from %s: %w", dir, err)
+	}
+	return layer, nil
+}
+
+func writeDirTar(w io.Writer, dir string, owner OwnerFunc) error {
+	tw := tar.NewWriter(w)
+	epoch := time.Unix(0, 0).UTC()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case fi.Mode().IsDir(), fi.Mode().IsRegular():
+		default:
+			return fmt.Errorf("%s: unsupported file type %s", p, fi.Mode().Type())
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = name
+		if fi.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		if owner != nil {
+			hdr.Uid, hdr.Gid = owner(name)
+		}
+		hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = epoch, time.Time{}, time.Time{}
+		hdr.Format = tar.FormatPAX
+		hdr.PAXRecords = nil
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			src, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, src)
+			src.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }

