@@ -256,7 +256,7 @@ func TestImageConfigAndLabels(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("IsUpstreamEnvoyArchive = %v, %v; want true", ok, err)
 	}
-	labels, err := ArchiveLabels(p)
+	labels, err := image.ArchiveLabels(p)
 	if err != nil || labels[LabelEnvoyVersion] != EnvoyVersion || labels[LabelKey] != "k" {
 		t.Fatalf("labels %v, %v", labels, err)
 	}
