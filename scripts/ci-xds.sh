@@ -2,7 +2,7 @@
 # The control-plane probe against a real istiod (issue "control-plane probe"): the same run as
 # `make e2e` — a kind cluster created through the kind library from the local node image, Istio
 # installed through egressconf's Helm path from the module's charts with hub/tag overrides (a real
-# istiod and its validating webhook; the stub proxyv2 has no Envoy), fixtures, stand-in hosts and DNS,
+# istiod and its validating webhook; the proxies run upstream Envoy), fixtures, stand-in hosts and DNS,
 # the ASM translation applied to a real API server, cleanup and leak check — with --probe xds: every
 # request predicted from the xDS that istiod pushes to virtual proxies of the pods. Then the results
 # are compared per ID with the offline backend's, and must agree.
@@ -21,6 +21,7 @@ step "Docker engine (kindnode/dockerd.sh)"
 "$SHARED/tools/kindnode/dockerd.sh"
 
 ISTIO_MOD=$(go list -m -f '{{.Dir}}' istio.io/istio)
+PROXY_ARCHIVE=$(go run ./internal/testmesh/cmd/proxyimage -out "${PROXY_CACHE:-/var/tmp/egressconf-proxyimage}/out")
 mkdir -p bin "$REPORTS"
 [ -x bin/egressconf ] || go build -o bin/egressconf ./cmd/egressconf
 
@@ -32,7 +33,7 @@ step "kind + real istiod: the whole catalog with --probe xds (from kind create t
 start=$(date +%s)
 # The main job itself (make e2e), with this workplace's node image, images and charts given by flags.
 make e2e REPORTS="$REPORTS" E2E_FLAGS="--cluster-name egressconf-xds --node-image $NODE_IMAGE \
-  --load-image-archive $LI/images/pilot.tar --load-image-archive $LI/images/proxyv2.tar \
+  --load-image-archive $LI/images/pilot.tar --load-image-archive $PROXY_ARCHIVE \
   --load-image-archive $LC/images/curl.tar --load-image-archive $LC/images/nginx.tar \
   --istio-charts $ISTIO_MOD/manifests/charts --istio-hub docker.io/local --istio-tag 1.31-dev \
   --curl-image docker.io/local/curl:1 --nginx-image docker.io/local/nginx:1 \
