@@ -82,6 +82,9 @@ type Options struct {
 	// DefaultImagePullPolicy when empty: the gateway injection template would otherwise pull
 	// every tag that is not a release, "Always", which fails without a registry).
 	ImagePullPolicy string
+	// Profile configures istiod for the proxy the images carry (DefaultProfile, ProfileIstio,
+	// when empty; ProfileUpstreamEnvoy for upstream Envoy). ParseProfile reads a name.
+	Profile Profile
 	// Gateways to install, each as a gateway chart release named after it in its namespace
 	// (default: every fixtures.Gateways entry).
 	Gateways []fixtures.Gateway
@@ -104,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.ImagePullPolicy == "" {
 		o.ImagePullPolicy = DefaultImagePullPolicy
+	}
+	if o.Profile == "" {
+		o.Profile = DefaultProfile
 	}
 	if o.Gateways == nil {
 		for _, n := range fixtures.GatewayNames() {

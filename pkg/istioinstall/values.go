@@ -70,7 +70,9 @@ func MeshConfig() (map[string]any, error) {
 	}, nil
 }
 
-// IstiodValues are the istio-discovery (istiod) chart values.
+// IstiodValues are the istio-discovery (istiod) chart values, with the settings of o.Profile
+// merged in (ProfileUpstreamEnvoy: env PILOT_ENABLE_METADATA_EXCHANGE and PILOT_ENABLE_ALPN_FILTER
+// "false", telemetry.enabled false).
 func (o *Options) IstiodValues() (map[string]any, error) {
 	mesh, err := MeshConfig()
 	if err != nil {
@@ -91,13 +93,18 @@ func (o *Options) IstiodValues() (map[string]any, error) {
 	if o.ImagePullPolicy != "" {
 		global["imagePullPolicy"] = o.ImagePullPolicy
 	}
-	return map[string]any{
+	values := map[string]any{
 		"global":           global,
 		"autoscaleEnabled": false,
 		"replicaCount":     1,
 		"resources":        map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "256Mi"}},
 		"meshConfig":       mesh,
-	}, nil
+	}
+	pv, err := o.Profile.profileValues()
+	if err != nil {
+		return nil, err
+	}
+	return mergeValues(values, pv), nil
 }
 
 // BaseValues are the base chart values.

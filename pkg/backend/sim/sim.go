@@ -29,6 +29,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/istioinstall"
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
 	"github.com/egressconf/egressconf/pkg/standin"
@@ -55,6 +56,8 @@ type Backend struct {
 	builds    int
 	// ads: proxies read their xDS over ADS from the control plane served on loopback gRPC.
 	ads bool
+	// profile is the install profile the control plane generates xDS for (WithProfile).
+	profile istioinstall.Profile
 }
 
 // Option configures the offline backend.
@@ -106,9 +109,13 @@ func IstioVersion() string {
 
 // Info implements backend.Backend.
 func (b *Backend) Info() backend.Info {
+	mv := "Istio control plane in process, Envoy modelled"
+	if p := b.Profile(); p != istioinstall.DefaultProfile {
+		mv = "Istio control plane in process (profile " + string(p) + "), Envoy modelled"
+	}
 	return backend.Info{
 		Name: "sim", Oracle: backend.OracleOffline, IstioVersion: IstioVersion(),
-		MeshVersion: "Istio control plane in process, Envoy modelled", Deterministic: true,
+		MeshVersion: mv, Deterministic: true,
 		Capabilities: map[string]bool{},
 	}
 }
@@ -249,6 +256,29 @@ func (b *Backend) current() (*state, error) {
 	return st, nil
 }
 
+// XDS returns the xDS Istio generates for every proxy (sidecars and gateways, by workload ref
+// name@namespace) in the current state, building the state if needed.
+func (b *Backend) XDS() (map[string]*envoymodel.XDS, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.scenario == nil {
+		return nil, fmt.Errorf("no scenario is set up")
+	}
+	st, err := b.current()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*envoymodel.XDS{}
+	for ref := range st.proxies() {
+		p, err := st.proxy(ref)
+		if err != nil {
+			return nil, err
+		}
+		out[ref] = p.XDS
+	}
+	return out, nil
+}
+
 // Builds is how many control-plane states were built (for benchmarks).
 func (b *Backend) Builds() int { return b.builds }
 
@@ -377,10 +407,12 @@ func (st *state) External(req envoymodel.ExternalRequest) (envoymodel.Response, 
 	return envoymodel.ServeExternal(st.external, req)
 }
 
-// meshConfig is Istio's default mesh config with the outbound policy set.
-func meshConfigFor(mode meshconfig.MeshConfig_OutboundTrafficPolicy_Mode) *meshconfig.MeshConfig {
+// meshConfigFor is Istio's default mesh config with the outbound policy set and the telemetry
+// of the install profile (applyMeshProfile).
+func meshConfigFor(mode meshconfig.MeshConfig_OutboundTrafficPolicy_Mode, p istioinstall.Profile) *meshconfig.MeshConfig {
 	m := mesh.DefaultMeshConfig()
 	m.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: mode}
 	m.AccessLogFile = "/dev/stdout"
+	applyMeshProfile(m, p)
 	return m
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/istioinstall"
 	"github.com/egressconf/egressconf/pkg/xdsclient"
 )
 
@@ -42,6 +43,8 @@ type state struct {
 	cache         map[string]*envoymodel.Proxy
 	// ads reads each proxy's xDS over an ADS subscription instead of generating it directly.
 	ads bool
+	// profile is the install profile whose settings hold while Istio's control plane runs.
+	profile istioinstall.Profile
 }
 
 type pod struct {
@@ -112,6 +115,11 @@ func (b *Backend) build() (st *state, err error) {
 		}
 	}()
 	quietIstio()
+	profile, err := istioinstall.ParseProfile(string(b.profile))
+	if err != nil {
+		return nil, err
+	}
+	st.profile = profile
 	objs, err := b.kubeObjects(st)
 	if err != nil {
 		return nil, err
@@ -131,7 +139,7 @@ func (b *Backend) build() (st *state, err error) {
 		}
 	}
 	opts := xds.FakeOptions{
-		MeshConfig:        meshConfigFor(b.mode),
+		MeshConfig:        meshConfigFor(b.mode, profile),
 		ConfigString:      cfg.String(),
 		KubernetesObjects: objs,
 	}
@@ -139,7 +147,9 @@ func (b *Backend) build() (st *state, err error) {
 		// Serve xDS over real gRPC on loopback: proxies then read it as they would from istiod.
 		opts.ListenerBuilder = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 	}
-	st.fake = xds.NewFakeDiscoveryServer(st.failer, opts)
+	st.fake, _ = withProfile(profile, func() (*xds.FakeDiscoveryServer, error) {
+		return xds.NewFakeDiscoveryServer(st.failer, opts), nil
+	})
 	st.ads = b.ads
 	return st, nil
 }
@@ -277,13 +287,15 @@ func (st *state) proxy(ref string) (p *envoymodel.Proxy, err error) {
 			err = fmt.Errorf("generating xDS for %s: %v", ref, rec)
 		}
 	}()
-	var x *envoymodel.XDS
-	if st.ads {
-		if x, err = st.fetch(pd); err != nil {
-			return nil, err
+	// Istio's feature variables of the profile hold while the xDS is generated (or pushed).
+	x, err := withProfile(st.profile, func() (*envoymodel.XDS, error) {
+		if st.ads {
+			return st.fetch(pd)
 		}
-	} else {
-		x = st.generate(pd)
+		return st.generate(pd), nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	p = &envoymodel.Proxy{Ref: ref, Gateway: pd.gateway, IP: pd.ip, XDS: x,
 		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pd.namespace, pd.sa)}
