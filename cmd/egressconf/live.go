@@ -16,6 +16,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/cluster"
+	"github.com/egressconf/egressconf/pkg/image"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
 	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/pkg/standin"
@@ -40,6 +41,7 @@ type liveFlags struct {
 	backendName                          string
 	catalog                              *catalog.Catalog
 	helmDebug                            bool
+	istioProfile                         string
 }
 
 func addLiveFlags(fs *flag.FlagSet) *liveFlags {
@@ -57,6 +59,7 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	fs.StringVar(&f.istioTag, "istio-tag", "", "image tag for Istio's images (global.tag)")
 	fs.StringVar(&f.istioPullPolicy, "istio-image-pull-policy", "", "imagePullPolicy of Istio's images and injected proxies (Always, IfNotPresent, Never; default IfNotPresent)")
 	fs.BoolVar(&f.helmDebug, "helm-debug", false, "print Helm's debug output")
+	fs.StringVar(&f.istioProfile, "istio-profile", "auto", "how istiod is configured for the proxy: istio (Istio's own proxy images, Istio's defaults), upstream-envoy (upstream Envoy: metadata exchange, ALPN filter and telemetry off), auto (upstream-envoy when a --load-image-archive is a proxy image labelled "+istioinstall.LabelProxy+"=upstream-envoy, else istio); with --backend sim, the istiod settings the offline control plane runs with")
 	fs.StringVar(&f.curlImage, "curl-image", "", "image of the sleep (curl) fixtures (default curlimages/curl:8.11.1)")
 	fs.StringVar(&f.nginxImage, "nginx-image", "", "image of the nginx fixture (default nginx:1.27.0)")
 	fs.StringVar(&f.standinImage, "standin-image", "", "use this stand-in image as it is (pullable or present); default: build "+standin.DefaultImage+" from source and load it")
@@ -151,9 +154,15 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 		Progress: out, WorkDir: f.workDir, Probe: f.probeMode,
 	}
 	install := f.installIstio.or(f.backendName == "kind")
+	profile, why, err := resolveProfile(f.istioProfile, f.loadArchives)
+	if err != nil {
+		return nil, finish, err
+	}
+	fmt.Fprintf(out, "   Istio profile: %s (%s)\n", profile, why)
+	opts.IstioProfile = string(profile)
 	ic := istioinstall.Options{
 		Version: f.istioVersion, ChartsDir: f.istioCharts, Hub: f.istioHub, Tag: f.istioTag,
-		ImagePullPolicy: f.istioPullPolicy, Timeout: t.Provision, Progress: out,
+		ImagePullPolicy: f.istioPullPolicy, Timeout: t.Provision, Progress: out, Profile: profile,
 	}
 	if f.helmDebug {
 		ic.HelmLog = out
@@ -249,6 +258,28 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	}
 	fmt.Fprint(out, indent(b.Plan(f.catalog)))
 	return b, finish, nil
+}
+
+// resolveProfile turns --istio-profile into a profile and says why: auto takes the profile a loaded
+// proxy image's labels name (the image internal/testmesh builds runs upstream Envoy), else istio.
+func resolveProfile(flagValue string, archives []string) (istioinstall.Profile, string, error) {
+	if flagValue != "auto" {
+		p, err := istioinstall.ParseProfile(flagValue)
+		if err != nil {
+			return "", "", usageError{"--istio-profile: " + err.Error() + ", or \"auto\""}
+		}
+		return p, "--istio-profile", nil
+	}
+	for _, a := range archives {
+		labels, err := image.ArchiveLabels(a)
+		if err != nil {
+			return "", "", fmt.Errorf("--istio-profile auto: reading --load-image-archive %s: %w", a, err)
+		}
+		if p, ok := istioinstall.ProfileForImage(labels); ok {
+			return p, fmt.Sprintf("auto: %s is labelled %s=%s", a, istioinstall.LabelProxy, labels[istioinstall.LabelProxy]), nil
+		}
+	}
+	return istioinstall.DefaultProfile, "auto: no loaded proxy image names another", nil
 }
 
 func installIstio(ctx context.Context, cfg *rest.Config, ic istioinstall.Options, out io.Writer) error {

@@ -6,6 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/egressconf/egressconf/pkg/istioinstall"
 )
 
 func TestCommandLoader(t *testing.T) {
@@ -63,5 +71,49 @@ func TestRunLiveUsageErrors(t *testing.T) {
 		if _, ok := err.(usageError); !ok {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
+	}
+}
+
+func labelledArchive(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	img, err := mutate.Config(empty.Image, v1.Config{Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag("docker.io/local/proxyv2:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "img.tar")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestResolveProfile(t *testing.T) {
+	upstream := labelledArchive(t, map[string]string{istioinstall.LabelProxy: "upstream-envoy"})
+	plain := labelledArchive(t, nil)
+	for _, c := range []struct {
+		flag     string
+		archives []string
+		want     istioinstall.Profile
+	}{
+		{"auto", nil, istioinstall.ProfileIstio},
+		{"auto", []string{plain}, istioinstall.ProfileIstio},
+		{"auto", []string{plain, upstream}, istioinstall.ProfileUpstreamEnvoy},
+		{"istio", []string{upstream}, istioinstall.ProfileIstio},
+		{"upstream-envoy", nil, istioinstall.ProfileUpstreamEnvoy},
+	} {
+		got, why, err := resolveProfile(c.flag, c.archives)
+		if err != nil || got != c.want || why == "" {
+			t.Errorf("resolveProfile(%q, %d archives) = %s (%s), %v; want %s", c.flag, len(c.archives), got, why, err, c.want)
+		}
+	}
+	if _, _, err := resolveProfile("bogus", nil); err == nil || !strings.Contains(err.Error(), "--istio-profile") {
+		t.Errorf("bad --istio-profile: %v", err)
+	}
+	if _, _, err := resolveProfile("auto", []string{filepath.Join(t.TempDir(), "missing.tar")}); err == nil || !strings.Contains(err.Error(), "missing.tar") {
+		t.Errorf("unreadable archive: %v", err)
 	}
 }

@@ -57,7 +57,11 @@ func cmdRun(args []string) (retErr error) {
 	var b backend.Backend
 	switch *backendName {
 	case "sim":
-		b = sim.New()
+		profile, _, err := resolveProfile(lf.istioProfile, nil)
+		if err != nil {
+			return err
+		}
+		b = sim.New(sim.WithProfile(profile))
 	case "kind", "existing":
 		// SIGINT/SIGTERM: provisioning stops; during the suite Ginkgo interrupts the running spec
 		// and tears its scenario down; finish then cleans the run up and runs the leak check.

@@ -44,6 +44,22 @@ func ParseProfile(s string) (Profile, error) {
 	return "", fmt.Errorf("unknown Istio profile %q: want one of %s", s, strings.Join(names, ", "))
 }
 
+// LabelProxy is the image config label a proxy image carries to name the profile istiod needs for
+// it ("io.egressconf.proxy=upstream-envoy" on the image internal/testmesh builds). Istio's official
+// proxyv2 images carry none: ProfileIstio.
+const LabelProxy = "io.egressconf.proxy"
+
+// ProfileForImage returns the profile a proxy image with these config labels needs, and whether
+// the labels name one.
+func ProfileForImage(labels map[string]string) (Profile, bool) {
+	v, ok := labels[LabelProxy]
+	if !ok {
+		return "", false
+	}
+	p, err := ParseProfile(v)
+	return p, err == nil
+}
+
 // String implements fmt.Stringer (flag.Value with Set).
 func (p Profile) String() string {
 	if p == "" {

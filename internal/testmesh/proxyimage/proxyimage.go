@@ -34,6 +34,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/egressconf/egressconf/pkg/image"
+	"github.com/egressconf/egressconf/pkg/istioinstall"
 )
 
 const (
@@ -63,8 +64,8 @@ const (
 	BuilderVersion = "proxyimage/1"
 
 	// Label values marking the image.
-	LabelProxy          = "io.egressconf.proxy"
-	LabelProxyUpstream  = "upstream-envoy"
+	LabelProxy          = istioinstall.LabelProxy
+	LabelProxyUpstream  = string(istioinstall.ProfileUpstreamEnvoy)
 	LabelEnvoyVersion   = "io.egressconf.envoy-version"
 	LabelIstioVersion   = "io.egressconf.istio-version"
 	LabelDebianPackages = "io.egressconf.debian-packages"

@@ -76,6 +76,9 @@ func (b *Backend) detect(ctx context.Context) error {
 	b.mu.Lock()
 	b.info.IstioVersion = version
 	b.info.MeshVersion = "istio " + version + " (istiod image " + b.istiodImage + ")"
+	if b.o.IstioProfile != "" {
+		b.info.MeshVersion += ", install profile " + b.o.IstioProfile
+	}
 	b.info.Capabilities = caps
 	b.mu.Unlock()
 	for _, name := range fixtures.GatewayNames() {

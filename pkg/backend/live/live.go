@@ -86,6 +86,8 @@ type Options struct {
 	Progress io.Writer
 	// WorkDir holds files of the run (the stand-in image archive); a temporary directory when empty.
 	WorkDir string
+	// IstioProfile names the install profile istiod runs with (istioinstall.Profile), for reports.
+	IstioProfile string
 	// Probe is ProbeCurl (default: curl in the pods, observed through the data plane) or ProbeXDS
 	// (predicted from the xDS istiod sends each pod's proxy).
 	Probe string
