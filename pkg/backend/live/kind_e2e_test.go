@@ -25,7 +25,6 @@ package live_test
 //	EGRESSCONF_ISTIO_FLAGS    extra flags for Istio (charts dir, hub, tag), space-separated
 //	EGRESSCONF_CURL_IMAGE, EGRESSCONF_NGINX_IMAGE
 //	EGRESSCONF_REPORTS        reports directory (reports)
-//	EGRESSCONF_STUB_PROXY=1   the proxies are the stub without Envoy: sidecar checks must be skipped
 //	EGRESSCONF_E2E_REUSE=1    skip the catalog run and use the existing cluster (iterating)
 //	EGRESSCONF_LOCALCLUSTER_KUBECONFIG  a running local cluster (../shared/tools/localcluster) with
 //	                          Istio's images imported and no Istio installed: --install-istio and
@@ -65,6 +64,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/cluster"
 	"github.com/egressconf/egressconf/pkg/clusterdns"
+	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
 	"github.com/egressconf/egressconf/pkg/report"
 	"github.com/egressconf/egressconf/pkg/runner"
@@ -81,7 +81,6 @@ func env(name, def string) string {
 
 type e2e struct {
 	bin, cluster, reports string
-	stub                  bool
 	cfg                   *rest.Config
 	cs                    kubernetes.Interface
 }
@@ -94,7 +93,6 @@ func TestKindE2E(t *testing.T) {
 		bin:     env("EGRESSCONF_BIN", ""),
 		cluster: env("EGRESSCONF_CLUSTER", "egressconf-e2e"),
 		reports: env("EGRESSCONF_REPORTS", "reports"),
-		stub:    os.Getenv("EGRESSCONF_STUB_PROXY") == "1",
 	}
 	if abs, err := filepath.Abs(e.reports); err == nil {
 		e.reports = abs
@@ -228,38 +226,34 @@ func readResults(t *testing.T, dir string) *report.Run {
 	return &run
 }
 
-// checkResults asserts what a cluster without Envoy must show: DENYNS-04 observed (301 from the
-// stand-in), every check through a proxy skipped with the reason, nothing failed or errored.
+// checkResults asserts what a kind cluster here must show, with every sidecar and gateway running
+// upstream Envoy: every expectation observed through the data plane (DENYNS-04, from a pod without
+// a sidecar, gets the stand-in's 301), none skipped but for NetworkPolicy (the bridge CNI does not
+// enforce it), none failed or errored; the run names the Envoy that ran.
 func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool) {
 	t.Helper()
 	c := run.Counts()
-	t.Logf("%d results: %d passed, %d failed, %d errored, %d skipped", c.Total(), c.Passed, c.Failed, c.Errored, c.Skipped)
+	t.Logf("%d results: %d passed, %d failed, %d errored, %d skipped; proxy %s", c.Total(), c.Passed, c.Failed, c.Errored, c.Skipped, run.Backend.Proxy)
+	if !strings.Contains(run.Backend.Proxy, "envoy 1.40.0") {
+		t.Errorf("the run names no Envoy 1.40.0 among its proxies: %q", run.Backend.Proxy)
+	}
 	seen := map[string]bool{}
 	for _, r := range run.Results {
 		seen[r.ID] = true
+		if r.Oracle != "observed-live-data-plane" {
+			t.Errorf("%s oracle %s", r.ID, r.Oracle)
+		}
 		switch {
 		case r.ID == "DENYNS-04":
 			if r.Verdict != report.Pass || !strings.HasPrefix(r.Observed, "301") {
-				t.Errorf("DENYNS-04: %s %q %s", r.Verdict, r.Observed, r.Message)
+				t.Errorf("DENYNS-04: %s %q %s", r.ID, r.Observed, r.Message)
 			}
-			if r.Oracle != "observed-live-data-plane" {
-				t.Errorf("DENYNS-04 oracle %s", r.Oracle)
+		case r.Verdict == report.Skip:
+			if !strings.Contains(r.Message, "networkpolicy") {
+				t.Errorf("%s skipped (%s): every expectation but NetworkPolicy ones must be observed through Envoy", r.ID, r.Message)
 			}
-		case r.ID == "DENYNS-05":
-			if r.Verdict != report.Skip || !strings.Contains(r.Message, "networkpolicy") {
-				t.Errorf("DENYNS-05 without NetworkPolicy enforcement: %s %s", r.Verdict, r.Message)
-			}
-		case e.stub:
-			if r.Verdict != report.Skip || !strings.Contains(r.Message, "runs no Envoy") {
-				t.Errorf("%s through a stub proxy: %s %q, want skipped with the reason", r.ID, r.Verdict, r.Message)
-			}
-		default:
-			if r.Verdict == report.Fail || r.Verdict == report.Error {
-				t.Errorf("%s: %s %s", r.ID, r.Verdict, r.Message)
-			}
-		}
-		if r.Verdict == report.Skip && r.Message == "" {
-			t.Errorf("%s skipped without a reason", r.ID)
+		case r.Verdict != report.Pass:
+			t.Errorf("%s: %s %s", r.ID, r.Verdict, r.Message)
 		}
 	}
 	for id := range ids {
@@ -485,13 +479,11 @@ func (e *e2e) api(t *testing.T) {
 		}
 	}()
 	bare, sleep := s.Spec.Workloads[1], s.Spec.Workloads[0]
-	if e.stub {
-		if why := b.Unobservable(sleep); !strings.Contains(why, "runs no Envoy") {
-			t.Errorf("stub sidecar observable: %q", why)
-		}
-		if why := b.Unobservable(fixtures.GatewayWorkload(fixtures.Gateways["istio-egressgateway"])); !strings.Contains(why, "runs no Envoy") {
-			t.Errorf("stub gateway observable: %q", why)
-		}
+	if why := b.Unobservable(sleep); why != "" {
+		t.Errorf("a sidecar with Envoy is unobservable: %q", why)
+	}
+	if why := b.Unobservable(fixtures.GatewayWorkload(fixtures.Gateways["istio-egressgateway"])); why != "" {
+		t.Errorf("a gateway with Envoy is unobservable: %q", why)
 	}
 	if why := b.Unobservable(bare); why != "" {
 		t.Errorf("a pod without a sidecar is unobservable: %q", why)
@@ -552,7 +544,29 @@ func (e *e2e) api(t *testing.T) {
 	if later, err := b.PodLog(ctx, standin.Namespace, pods.Items[0].Name, "standin", time.Now().Add(time.Minute)); err != nil || len(later) != 0 {
 		t.Errorf("log lines after now: %q %v", later, err)
 	}
-	// The gateway's and the sidecar's logs are read (a stub writes no access log: no entries).
+	// Through the sidecar's Envoy: REGISTRY_ONLY and no ServiceEntry, so Envoy answers 502 itself,
+	// and its access log holds the entry of exactly this request (the probe's marker).
+	if err := b.Converge(ctx); err != nil {
+		t.Fatalf("converge: %v", err)
+	}
+	obs, err = b.Probe(ctx, sleep, req)
+	if err != nil || obs.HTTPCode != 502 || obs.Headers["server"] != "envoy" || obs.Probe == "" {
+		t.Errorf("probe through the sidecar: %s %v server=%q marker=%q, want 502 from envoy", obs.Summary(), err, obs.Headers["server"], obs.Probe)
+	}
+	if err := b.Intercepted(ctx, sleep, []string{obs.Probe}); err != nil {
+		t.Errorf("the sidecar did not log the probe's request: %v", err)
+	}
+	if err := b.Intercepted(ctx, sleep, []string{"c-never-made"}); err == nil {
+		t.Error("the interception guard accepted a request the sidecar never saw")
+	}
+	entries, err := b.AccessLog(ctx, sleep, before)
+	if err != nil || !slices.ContainsFunc(entries, func(e outcome.LogEntry) bool {
+		return e[outcome.LogFieldProbe] == obs.Probe && e["upstream_cluster"] == "BlackHoleCluster" && e["response_code"] == "502"
+	}) {
+		t.Errorf("sidecar entries %v (%v): want the probe's BlackHoleCluster 502", entries, err)
+	}
+
+	// The gateway's logs are read.
 	gw := fixtures.GatewayWorkload(fixtures.Gateways["istio-egressgateway"])
 	if _, err := b.AccessLog(ctx, gw, before); err != nil {
 		t.Errorf("gateway access log: %v", err)
