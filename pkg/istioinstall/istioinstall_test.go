@@ -27,8 +27,9 @@ func TestAccessLogFormatHasEveryLogField(t *testing.T) {
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != len(outcome.LogFields) {
-		t.Errorf("%d keys, LogFields has %d", len(m), len(outcome.LogFields))
+	// Every field an expectation can read, plus the probe's marker.
+	if len(m) != len(outcome.LogFields)+1 || m[outcome.LogFieldProbe] != "%REQ(X-Egressconf-Probe)%" {
+		t.Errorf("%d keys (LogFields has %d), marker %q", len(m), len(outcome.LogFields), m[outcome.LogFieldProbe])
 	}
 	for _, f := range outcome.LogFields {
 		if !strings.HasPrefix(m[f], "%") {

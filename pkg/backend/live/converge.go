@@ -163,6 +163,14 @@ func (b *Backend) proxyHolds(ctx context.Context, istiod []corev1.Pod, p proxyRe
 	if len(cfg.Warming) > 0 {
 		return false, fmt.Sprintf("proxy %s is warming %s", name, strings.Join(cfg.Warming, ", ")), nil
 	}
+	// Connections opened before a listener change keep its old configuration until drained.
+	dl, dfc, err := envoyadmin.Draining(ctx, b.adminGet(p.namespace, p.pod))
+	if err != nil {
+		return false, "", fmt.Errorf("proxy %s: %w", name, err)
+	}
+	if dl > 0 || dfc > 0 {
+		return false, fmt.Sprintf("proxy %s is draining %d listeners and %d filter chains (connections opened before the change still use the old configuration)", name, dl, dfc), nil
+	}
 	if !p.gateway {
 		route := strconv.Itoa(xdsprobe.SentinelHTTPPort)
 		if !cfg.HasVirtualHost(route, xdsprobe.SentinelVirtualHost(gen)) {
@@ -249,7 +257,7 @@ func meshDebugMode(out []byte) (string, error) {
 	return m.OutboundTrafficPolicy.Mode, nil
 }
 
-// proxyRef is a proxy Converge waits for: its syncz ID contains "~pod.namespace~".
+// proxyRef is a proxy Converge waits for.
 type proxyRef struct {
 	pod, namespace string
 	gateway        bool
@@ -294,10 +302,9 @@ func (b *Backend) proxiesInSync(ctx context.Context, pods []corev1.Pod, proxies 
 		statuses = append(statuses, st...)
 	}
 	for _, p := range proxies {
-		key := "~" + p.pod + "." + p.namespace + "~"
 		var st *syncStatus
 		for i := range statuses {
-			if strings.Contains(statuses[i].ProxyID, key) {
+			if syncIDIs(statuses[i].ProxyID, p) {
 				st = &statuses[i]
 				break
 			}
@@ -315,6 +322,13 @@ func (b *Backend) proxiesInSync(ctx context.Context, pods []corev1.Pod, proxies 
 		}
 	}
 	return true, "", nil
+}
+
+// syncIDIs reports whether a /debug/syncz proxy ID names the pod: "pod.namespace" (Istio 1.2x and
+// later), or a node ID "type~ip~pod.namespace~namespace.svc.cluster.local".
+func syncIDIs(id string, p proxyRef) bool {
+	name := p.pod + "." + p.namespace
+	return id == name || strings.Contains(id, "~"+name+"~")
 }
 
 func shortType(typeURL string) string {

@@ -130,9 +130,20 @@ func ReadConfig(ctx context.Context, get Get) (*Config, error) {
 	return c, nil
 }
 
-// Counters reads Envoy's counters whose names match filter (an Envoy stats regex), as name -> value.
+// Draining reads how many listeners and filter chains the proxy is still draining after an update:
+// connections opened before it keep the old configuration until they are drained.
+func Draining(ctx context.Context, get Get) (listeners, filterChains uint64, err error) {
+	st, err := Counters(ctx, get, `^listener_manager\.total_(listeners|filter_chains)_draining$`)
+	if err != nil {
+		return 0, 0, err
+	}
+	return st["listener_manager.total_listeners_draining"], st["listener_manager.total_filter_chains_draining"], nil
+}
+
+// Counters reads Envoy's counters and gauges whose names match filter (an Envoy stats regex), as
+// name -> value.
 func Counters(ctx context.Context, get Get, filter string) (map[string]uint64, error) {
-	body, err := get(ctx, "stats?usedonly&filter="+filter)
+	body, err := get(ctx, "stats?filter="+filter)
 	if err != nil {
 		return nil, err
 	}

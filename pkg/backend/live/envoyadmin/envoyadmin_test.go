@@ -75,3 +75,10 @@ func TestCounters(t *testing.T) {
 		t.Errorf("%v %v", got, err)
 	}
 }
+
+func TestDraining(t *testing.T) {
+	l, fc, err := Draining(context.Background(), fake(map[string]string{"stats": "listener_manager.total_filter_chains_draining: 2\nlistener_manager.total_listeners_draining: 0\n"}))
+	if err != nil || l != 0 || fc != 2 {
+		t.Errorf("draining %d listeners %d filter chains, %v; want 0 and 2", l, fc, err)
+	}
+}
