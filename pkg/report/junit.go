@@ -128,6 +128,14 @@ func WriteJUnit(w io.Writer, run *Run) error {
 		s.Tests++
 		s.Errors++
 	}
+	if len(order) == 0 {
+		// Nothing selected: the file still carries the run's verdict.
+		s := suite("egressconf run", "")
+		s.Cases = append(s.Cases, junitCase{Name: "run " + run.ID + ": " + d.Word, Classname: "egressconf.run", Time: secs(0),
+			Skipped: &junitMessage{Message: d.Word + ": " + strings.Join(d.Reasons, "; ")}})
+		s.Tests++
+		s.Skipped++
+	}
 	out := junitSuites{Name: "egressconf " + run.ID, Time: secs(run.Finished.Sub(run.Started).Seconds())}
 	for _, n := range order {
 		s := bySuite[n]

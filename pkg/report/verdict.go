@@ -16,8 +16,11 @@ const (
 	// missing capability (a sidecar without Envoy, a part of Envoy the model does not cover).
 	ResultPartial = "partial"
 	// ResultFailure: something failed or erred (including a selected ID that did not run, a
-	// failed teardown, a duplicate or missing result), or nothing passed at all.
+	// failed teardown, a duplicate or missing result).
 	ResultFailure = "failure"
+	// ResultInconclusive: nothing failed, but nothing passed either (every result a skip, or no
+	// expectation selected): the run shows nothing about the mesh.
+	ResultInconclusive = "inconclusive"
 	// ResultInterrupted: the run was interrupted (Ctrl-C, SIGTERM, a cancelled context); the IDs
 	// that did not run are errors.
 	ResultInterrupted = "interrupted"
@@ -27,17 +30,18 @@ const (
 // the conformance report's summary.result, JUnit's run.result property (and an error case when the
 // run is not passed but no case says so), results.json's verdict and the command's exit code.
 type Decision struct {
-	// Result is success, partial, failure or interrupted.
+	// Result is success, partial, inconclusive, failure or interrupted.
 	Result string `json:"result" yaml:"result"`
-	// Word is the headline: PASSED, PARTIAL, FAILED or INTERRUPTED.
+	// Word is the headline: PASSED, PARTIAL, INCONCLUSIVE, FAILED or INTERRUPTED.
 	Word string `json:"word" yaml:"word"`
-	// ExitCode is 0 for success and partial, 1 for failure, 130 for interrupted.
+	// ExitCode is 0 for success, partial and inconclusive (nothing failed), 1 for failure, 130
+	// for interrupted.
 	ExitCode int `json:"exitCode" yaml:"exitCode"`
 	// Reasons say why the run is not a success.
 	Reasons []string `json:"reasons,omitempty" yaml:"reasons,omitempty"`
 }
 
-// Passed reports whether the exit code is 0 (success or partial).
+// Passed reports whether the exit code is 0 (nothing failed; only success is a full pass).
 func (d Decision) Passed() bool { return d.ExitCode == 0 }
 
 // Decide is the one rule that turns a run into its verdict (see Decision and README, "What a
@@ -96,8 +100,10 @@ func Decide(run *Run) Decision {
 			fail("no result for selected %s", strings.Join(missing, ", "))
 		}
 	}
+	inconclusive := false
 	if c.Passed == 0 {
-		fail("nothing passed (%d results: %d skipped)", c.Total(), c.Skipped)
+		inconclusive = true
+		reasons = append(reasons, fmt.Sprintf("nothing passed (%d results, %d skipped)", c.Total(), c.Skipped))
 	}
 	partial := false
 	if n := otherSkips(run.Results); n > 0 {
@@ -117,6 +123,8 @@ func Decide(run *Run) Decision {
 		return Decision{Result: ResultInterrupted, Word: "INTERRUPTED", ExitCode: 130, Reasons: reasons}
 	case failure:
 		return Decision{Result: ResultFailure, Word: "FAILED", ExitCode: 1, Reasons: reasons}
+	case inconclusive:
+		return Decision{Result: ResultInconclusive, Word: "INCONCLUSIVE", ExitCode: 0, Reasons: reasons}
 	case partial:
 		return Decision{Result: ResultPartial, Word: "PARTIAL", ExitCode: 0, Reasons: reasons}
 	}
@@ -133,8 +141,10 @@ func decideCounts(run *Run, results []Result) string {
 	switch {
 	case run.Interrupted:
 		return ResultInterrupted
-	case c.Failed > 0 || c.Errored > 0 || c.Passed == 0:
+	case c.Failed > 0 || c.Errored > 0:
 		return ResultFailure
+	case c.Passed == 0:
+		return ResultInconclusive
 	case otherSkips(results) > 0 || run.Selection == nil || !run.Selection.Full:
 		return ResultPartial
 	}

@@ -320,12 +320,6 @@ func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string, strin
 		}
 		return report.Skip, fmt.Sprintf("backend %s lacks capability %q", r.info.Name, e.Requires), e.Requires
 	}
-	for _, key := range sortedKeys(r.notApplied) {
-		if !e.IndependentOfFile(key) {
-			na := r.notApplied[key]
-			return report.Skip, "depends on a step that did not run: " + na.why, na.capability
-		}
-	}
 	for _, c := range e.Checks {
 		ref := c.From
 		if c.Log != nil {
@@ -334,6 +328,12 @@ func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string, strin
 		w, _ := r.scenario.Workload(ref)
 		if why := r.o.Backend.Unobservable(w); why != "" {
 			return report.Skip, fmt.Sprintf("%s: %s", ref, why), ""
+		}
+	}
+	for _, key := range sortedKeys(r.notApplied) {
+		if !e.IndependentOfFile(key) {
+			na := r.notApplied[key]
+			return report.Skip, "depends on a step that did not run: " + na.why, na.capability
 		}
 	}
 	return "", "", ""
