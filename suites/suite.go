@@ -24,10 +24,11 @@ func Builtin() (*catalog.Catalog, error) {
 }
 
 // Define registers the specs of every scenario of c on Ginkgo's suite; r executes them. Call it
-// before ginkgo.RunSpecs.
-func Define(c *catalog.Catalog, r *runner.Runner) {
+// before ginkgo.RunSpecs. When ctx ends (SIGINT, a cancelled run), the running expectation is
+// interrupted and every later one is not run; teardowns still run.
+func Define(ctx context.Context, c *catalog.Catalog, r *runner.Runner) {
 	for _, s := range c.Scenarios {
-		defineScenario(s, r)
+		defineScenario(ctx, s, r)
 	}
 }
 
@@ -51,7 +52,7 @@ func (sr *scenarioRun) advance(ctx context.Context, upTo int) {
 	}
 }
 
-func defineScenario(s *catalog.Scenario, r *runner.Runner) {
+func defineScenario(runCtx context.Context, s *catalog.Scenario, r *runner.Runner) {
 	sr := &scenarioRun{s: s, r: r}
 	name := fmt.Sprintf("%s %s: %s", s.Metadata.Group, s.Metadata.Name, s.Spec.Title)
 	ginkgo.Describe(name, ginkgo.Ordered, ginkgo.ContinueOnFailure, ginkgo.Label(s.Metadata.Group, s.Spec.Profile), func() {
@@ -59,7 +60,14 @@ func defineScenario(s *catalog.Scenario, r *runner.Runner) {
 			st := &s.Spec.Steps[si]
 			for ei := range st.Expect {
 				e := &st.Expect[ei]
-				ginkgo.It(fmt.Sprintf("%s %s", e.ID, describe(e)), ginkgo.Label(e.ID, e.Kind), func(ctx ginkgo.SpecContext) {
+				ginkgo.It(fmt.Sprintf("%s %s", e.ID, describe(e)), ginkgo.Label(e.ID, e.Kind), func(specCtx ginkgo.SpecContext) {
+					if runCtx.Err() != nil {
+						ginkgo.Skip("not run: the run was interrupted")
+					}
+					ctx, cancel := context.WithCancel(specCtx)
+					defer cancel()
+					stop := context.AfterFunc(runCtx, cancel)
+					defer stop()
 					sr.advance(ctx, si)
 					res := r.Check(ctx, st, e)
 					switch res.Verdict {

@@ -91,6 +91,9 @@ func cmdList(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := catalog.Validate(c, validateOptions()); err != nil {
+		return fmt.Errorf("catalog is invalid:\n%w", err)
+	}
 	var groups []listedGroup
 	for _, s := range c.Scenarios {
 		g := listedGroup{Group: s.Metadata.Group, Name: s.Metadata.Name, Title: s.Spec.Title, Profile: s.Spec.Profile}

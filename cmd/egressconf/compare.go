@@ -34,6 +34,11 @@ func cmdCompare(args []string) error {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
+	for i, r := range runs {
+		if len(r.Results) == 0 {
+			return fmt.Errorf("%s (run %q) has no results: there is nothing to compare", pos[i], r.ID)
+		}
+	}
 	a, b := runs[0], runs[1]
 	byID := map[string]report.Result{}
 	for _, r := range b.Results {

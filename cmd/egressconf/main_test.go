@@ -148,6 +148,11 @@ func TestValidateBrokenCopies(t *testing.T) {
 		{"ASM policy naming an unknown gateway", "g02-etp-http", "egress-by-egressgateway.yaml",
 			func(s string) string { return strings.Replace(s, "name: egressgateway-a", "name: nosuchgateway", 1) },
 			[]string{"egress-by-egressgateway.yaml", "nosuchgateway"}},
+		{"independentOf a file not applied with requires", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string {
+				return strings.Replace(s, "        - id: DENYNS-06\n          kind: derived\n", "        - id: DENYNS-06\n          kind: derived\n          independentOf: [gateway-istio-egressgateway.yaml]\n", 1)
+			},
+			[]string{"scenario.yaml", "DENYNS-06", "independentOf[0]: gateway-istio-egressgateway.yaml is not a file applied with requires"}},
 		{"delete of a file never applied", "g02-etp-http", "scenario.yaml",
 			func(s string) string {
 				return strings.Replace(s, "- file: egress-by-egressgateway.yaml\n", "- file: other.yaml\n", strings.Count(s, "- file: egress-by-egressgateway.yaml\n"))
@@ -220,4 +225,75 @@ func TestCompare(t *testing.T) {
 	if err == nil || !strings.Contains(out, `DENYNS-03`) || !strings.Contains(out, `"502"`) || !strings.Contains(out, "1 differ") {
 		t.Fatalf("%q %v", out, err)
 	}
+}
+
+// TestCompareEmptyIsAnError: two result sets without results compare nothing; that is an error.
+func TestCompareEmptyIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, n := range []string{"a", "b"} {
+		p := filepath.Join(dir, n+".json")
+		if err := os.WriteFile(p, []byte(`{"id":"`+n+`","results":[]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	_, err := capture(t, func() error { return cmdCompare(paths) })
+	if err == nil || !strings.Contains(err.Error(), "no results") {
+		t.Fatalf("compare of two empty runs: %v", err)
+	}
+}
+
+// TestListOfInvalidCatalogFails: list validates what it lists.
+func TestListOfInvalidCatalogFails(t *testing.T) {
+	dir := brokenCopy(t, "g01-deny-namespace", "scenario.yaml", func(s string) string {
+		return strings.Replace(s, "from: sleep@demo-frontend", "from: sleep@nowhere", 1)
+	})
+	_, err := capture(t, func() error { return cmdList([]string{"--catalog", dir}) })
+	if err == nil || !strings.Contains(err.Error(), "sleep@nowhere") {
+		t.Fatalf("list of an invalid catalog: %v", err)
+	}
+}
+
+// TestBadScenarioFilesNamed: an empty file, non-UTF-8 text, an oversized file and a port out of
+// range each give an error naming the file (and the line where there is one).
+func TestBadScenarioFilesNamed(t *testing.T) {
+	write := func(t *testing.T, data []byte) string {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "scenario.yaml")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	t.Run("empty", func(t *testing.T) {
+		dir := write(t, nil)
+		_, err := capture(t, func() error { return cmdValidate([]string{dir}) })
+		if err == nil || !strings.Contains(err.Error(), "scenario.yaml") || !strings.Contains(err.Error(), "scenario.yaml: the file is empty") {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("non-UTF-8", func(t *testing.T) {
+		dir := write(t, []byte("apiVersion: egressconf.io/v1alpha1\nkind: Scenario\nmetadata: {name: \xff\xfe}\n"))
+		_, err := capture(t, func() error { return cmdValidate([]string{dir}) })
+		if err == nil || !strings.Contains(err.Error(), "scenario.yaml") || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "UTF-8") {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		dir := write(t, append([]byte("# "), bytes.Repeat([]byte("x"), 2<<20)...))
+		_, err := capture(t, func() error { return cmdValidate([]string{dir}) })
+		if err == nil || !strings.Contains(err.Error(), "scenario.yaml") || !strings.Contains(err.Error(), "1 MiB") {
+			t.Fatalf("%v", err)
+		}
+	})
+	t.Run("port out of range", func(t *testing.T) {
+		dir := brokenCopy(t, "g01-deny-namespace", "scenario.yaml", func(s string) string {
+			return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -I http://www.aliyun.com:99999"`, 1)
+		})
+		_, err := capture(t, func() error { return cmdValidate([]string{dir}) })
+		if err == nil || !strings.Contains(err.Error(), "scenario.yaml") || !strings.Contains(err.Error(), "port 99999") {
+			t.Fatalf("%v", err)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +47,19 @@ func cmdRun(args []string) (retErr error) {
 		return usageError{fmt.Sprintf("run takes no arguments, got %v", pos)}
 	}
 	impl.Contact = contact
+	if err := timeouts.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	if *runID != "" {
+		if err := conformance.ValidateRunID(*runID); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if *backendName == "sim" {
+		if set := liveOnlyFlagsSet(fs); len(set) > 0 {
+			return usageError{fmt.Sprintf("--backend sim: %s only applies to a live backend (kind, existing)", strings.Join(set, ", "))}
+		}
+	}
 
 	c, err := loadCatalog(dirs)
 	if err != nil {
@@ -54,6 +68,15 @@ func cmdRun(args []string) (retErr error) {
 	if err := catalog.Validate(c, validateOptions()); err != nil {
 		return fmt.Errorf("catalog is invalid, nothing was run:\n%w", err)
 	}
+	catalogName := "built-in"
+	if len(dirs) > 0 {
+		catalogName = strings.Join(dirs, ", ")
+	}
+	// SIGINT/SIGTERM on every backend: the running expectation is interrupted, every later one is
+	// reported as not run, teardowns run, the reports say interrupted and the exit code is 130. On
+	// a live backend provisioning stops too, and finish cleans the run up and runs the leak check.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var b backend.Backend
 	switch *backendName {
 	case "sim":
@@ -63,10 +86,6 @@ func cmdRun(args []string) (retErr error) {
 		}
 		b = sim.New(sim.WithProfile(profile))
 	case "kind", "existing":
-		// SIGINT/SIGTERM: provisioning stops; during the suite Ginkgo interrupts the running spec
-		// and tears its scenario down; finish then cleans the run up and runs the leak check.
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		if *runID == "" {
 			*runID = time.Now().UTC().Format("20060102-150405") + "-" + *backendName
 		}
@@ -95,7 +114,7 @@ func cmdRun(args []string) (retErr error) {
 	fmt.Printf("egressconf: backend %s: %s\n", info.Name, info.Oracle.Claim())
 	run, dir, err := conformance.Run(nil, conformance.Options{
 		Backend: b, Catalog: c, Groups: groups, IDs: ids, Timeouts: timeouts, ReportsDir: *reports, RunID: *runID,
-		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose,
+		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Measure: func(run *report.Run) {
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
@@ -105,9 +124,29 @@ func cmdRun(args []string) (retErr error) {
 		return err
 	}
 	cnt := run.Counts()
-	fmt.Printf("\n%d passed, %d failed, %d errors, %d skipped -- reports in %s\n", cnt.Passed, cnt.Failed, cnt.Errored, cnt.Skipped, dir)
-	if !run.OK() {
-		return exitError{1}
+	d := report.Decide(run)
+	fmt.Printf("\n%s: %d passed, %d failed, %d errors, %d skipped -- reports in %s\n", d.Word, cnt.Passed, cnt.Failed, cnt.Errored, cnt.Skipped, dir)
+	for _, why := range d.Reasons {
+		fmt.Printf("  %s\n", why)
+	}
+	if run.Interrupted {
+		fmt.Fprintln(os.Stderr, "egressconf: interrupted")
+	}
+	if d.ExitCode != 0 {
+		return exitError{d.ExitCode}
 	}
 	return nil
+}
+
+// liveOnlyFlagsSet names the live-backend flags given on the command line.
+func liveOnlyFlagsSet(fs *flag.FlagSet) []string {
+	live := flag.NewFlagSet("live", flag.ContinueOnError)
+	addLiveFlags(live)
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		if live.Lookup(f.Name) != nil || f.Name == "timeout-provision" {
+			set = append(set, "--"+f.Name)
+		}
+	})
+	return set
 }

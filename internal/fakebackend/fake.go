@@ -26,8 +26,9 @@ type Backend struct {
 	Deterministic bool
 	Caps          map[string]bool
 	Respond       Responder
-	// SetupErr, if set, fails Setup.
-	SetupErr error
+	// SetupErr, if set, fails Setup; TeardownErr, Teardown.
+	SetupErr    error
+	TeardownErr error
 	// Unobservable maps workload refs to a reason.
 	NoObserve map[string]string
 
@@ -154,5 +155,5 @@ func (b *Backend) Diagnostics(_ context.Context, dir string) error {
 func (b *Backend) Teardown(_ context.Context, s *catalog.Scenario) error {
 	b.call("teardown %s", s.Metadata.Group)
 	b.Applied = map[string]backend.Manifest{}
-	return nil
+	return b.TeardownErr
 }

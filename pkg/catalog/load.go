@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -85,8 +86,47 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 	return c, nil
 }
 
+// MaxFileSize bounds every scenario and resource file: a catalog file is text a person wrote.
+const MaxFileSize = 1 << 20
+
+// readFile reads a catalog file, refusing one larger than MaxFileSize, an empty one and one that
+// is not UTF-8 (naming the line), each with the file's name.
+func readFile(fsys fs.FS, name, display string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", display, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: larger than the 1 MiB limit for catalog files", display)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty", display)
+	}
+	if !utf8.Valid(data) {
+		line, col := 1, 1
+		for i := 0; i < len(data); {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			if data[i] == '\n' {
+				line, col = line+1, 0
+			}
+			i += n
+			col++
+		}
+		return nil, fmt.Errorf("%s: line %d, column %d: not valid UTF-8 text", display, line, col)
+	}
+	return data, nil
+}
+
 func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readFile(fsys, file, display)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +134,9 @@ func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: no YAML document (only comments)", display)
+		}
 		return nil, fmt.Errorf("%s: %s", display, yamlError(err))
 	}
 	var extra any
@@ -172,9 +215,12 @@ func (s *Scenario) Objects(r Resources) ([]*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("scenario %s was not loaded from files", s.Metadata.Name)
 	}
 	name := path.Join(s.Dir, r.File)
-	data, err := fs.ReadFile(s.fsys, name)
+	data, err := readFile(s.fsys, name, s.resourcePath(r.File))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.resourcePath(r.File), err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", s.resourcePath(r.File), err)
+		}
+		return nil, err
 	}
 	dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var objs []*unstructured.Unstructured

@@ -168,9 +168,25 @@ type Expectation struct {
 	// Drift names the Drift entry this expectation's verdict comes from.
 	Drift string `yaml:"drift,omitempty"`
 	// Requires names a capability (e.g. networkpolicy); without it the expectation is skipped.
-	Requires string  `yaml:"requires,omitempty"`
-	Note     string  `yaml:"note,omitempty"`
-	Checks   []Check `yaml:"checks"`
+	Requires string `yaml:"requires,omitempty"`
+	// IndependentOf lists resource files (as applied: file, or file@namespace) whose apply may be
+	// skipped for a missing capability without affecting this expectation. An expectation after
+	// a skipped apply is otherwise skipped with that reason: it would be checked on a mesh the
+	// step did not build.
+	IndependentOf []string `yaml:"independentOf,omitempty"`
+	Note          string   `yaml:"note,omitempty"`
+	Checks        []Check  `yaml:"checks"`
+}
+
+// IndependentOfFile reports whether the expectation declares it does not depend on the resource
+// file with this key.
+func (e *Expectation) IndependentOfFile(key string) bool {
+	for _, k := range e.IndependentOf {
+		if k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // Check is a probe (a curl from a workload) or an access-log read.

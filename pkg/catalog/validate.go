@@ -112,6 +112,7 @@ func Validate(c *Catalog, o ValidateOptions) error {
 			deployed[w.Ref()] = !w.Deferred
 		}
 		applied := map[string]bool{}
+		conditional := map[string]bool{} // applied with requires, not deleted since
 		idsSoFar := map[string]bool{}
 		for si, st := range s.Spec.Steps {
 			field := fmt.Sprintf("spec.steps[%d]", si)
@@ -126,6 +127,7 @@ func Validate(c *Catalog, o ValidateOptions) error {
 					add("%s: %s.delete[%d]: %s was not applied by an earlier step", f, field, i, r.Key())
 				}
 				delete(applied, r.Key())
+				delete(conditional, r.Key())
 			}
 			for i, ref := range st.Remove {
 				if _, ok := workloads[ref]; !ok {
@@ -155,6 +157,9 @@ func Validate(c *Catalog, o ValidateOptions) error {
 					}
 				}
 				applied[r.Key()] = true
+				if r.Requires != "" {
+					conditional[r.Key()] = true
+				}
 			}
 			for ei, e := range st.Expect {
 				ef := fmt.Sprintf("%s %s (%s.expect[%d])", s.lineOf(e.ID), e.ID, field, ei)
@@ -173,6 +178,11 @@ func Validate(c *Catalog, o ValidateOptions) error {
 				}
 				if e.Requires != "" && !oneOf(e.Requires, Capabilities) {
 					add("%s: %s.requires: unknown capability %q", f, ef, e.Requires)
+				}
+				for i, k := range e.IndependentOf {
+					if !conditional[k] {
+						add("%s: %s.independentOf[%d]: %s is not a file applied with requires (and not deleted) by this or an earlier step", f, ef, i, k)
+					}
 				}
 				if len(e.Checks) == 0 {
 					add("%s: %s.checks: at least one check is required", f, ef)

@@ -3,15 +3,18 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -44,20 +47,53 @@ type Options struct {
 	Measure func(run *report.Run)
 	// GinkgoVerbose streams Ginkgo's spec-by-spec output.
 	GinkgoVerbose bool
+	// Context, when it ends (SIGINT, a cancelled run), interrupts the run: the running
+	// expectation stops, later ones are reported as not run, teardowns still run. Nil never ends.
+	Context context.Context
+	// CatalogName names the catalog in the reports (default "built-in" when Catalog is nil,
+	// "custom" otherwise).
+	CatalogName string
+	// OnResult, if set, sees every result as it is recorded (progress, tests).
+	OnResult func(report.Result)
 }
 
+// ValidateRunID refuses a run name that is not a single plain path element: reports/<run>/ must
+// stay inside the reports directory on every backend.
+func ValidateRunID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("--run-id: must not be empty")
+	case id == "." || id == ".." || strings.Contains(id, ".."):
+		return fmt.Errorf("--run-id %q: must not contain \"..\"", id)
+	case strings.ContainsAny(id, `/\`) || filepath.Base(id) != id:
+		return fmt.Errorf("--run-id %q: must not contain a path separator", id)
+	case !runIDPattern.MatchString(id):
+		return fmt.Errorf("--run-id %q: use letters, digits, '-', '_' and '.' (at most 63, starting with a letter or digit)", id)
+	}
+	return nil
+}
+
+var runIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
 // Select returns the catalog limited to the given groups, erroring on an unknown one, and checks
-// that every requested ID exists.
+// that every requested ID exists. A group named twice (by ID and by name, or twice alike) is
+// selected once, in catalog order.
 func Select(c *catalog.Catalog, groups, ids []string) (*catalog.Catalog, error) {
 	out := c
 	if len(groups) > 0 {
-		out = &catalog.Catalog{}
+		want := map[*catalog.Scenario]bool{}
 		for _, g := range groups {
 			s, err := c.Group(g)
 			if err != nil {
 				return nil, err
 			}
-			out.Scenarios = append(out.Scenarios, s)
+			want[s] = true
+		}
+		out = &catalog.Catalog{}
+		for _, s := range c.Scenarios {
+			if want[s] {
+				out.Scenarios = append(out.Scenarios, s)
+			}
 		}
 	}
 	known := map[string]bool{}
@@ -70,6 +106,66 @@ func Select(c *catalog.Catalog, groups, ids []string) (*catalog.Catalog, error) 
 		}
 	}
 	return out, nil
+}
+
+// Dedup returns xs without repeats, in first-seen order.
+func Dedup(xs []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// NewSelection records what groups and ids select from the whole catalog full (sel is the
+// result of Select).
+func NewSelection(name string, full, sel *catalog.Catalog, groups, ids []string) *report.Selection {
+	s := &report.Selection{Catalog: name, Groups: Dedup(groups), IDs: Dedup(ids), CatalogIDs: len(full.IDs())}
+	want := map[string]bool{}
+	for _, id := range s.IDs {
+		want[id] = true
+	}
+	for _, sc := range sel.Scenarios {
+		s.Scenarios = append(s.Scenarios, sc.Metadata.Group)
+		n := 0
+		for _, st := range sc.Spec.Steps {
+			for _, e := range st.Expect {
+				n++
+				if len(want) == 0 || want[e.ID] {
+					s.SelectedIDs = append(s.SelectedIDs, e.ID)
+				}
+			}
+		}
+		if n == 0 {
+			s.EmptyScenarios = append(s.EmptyScenarios, sc.Metadata.Group)
+		}
+	}
+	for _, sc := range full.Scenarios {
+		empty := true
+		for _, st := range sc.Spec.Steps {
+			if len(st.Expect) > 0 {
+				empty = false
+			}
+		}
+		if empty && !contains(s.EmptyScenarios, sc.Metadata.Group) {
+			s.EmptyScenarios = append(s.EmptyScenarios, sc.Metadata.Group)
+		}
+	}
+	s.Full = len(s.SelectedIDs) > 0 && len(s.SelectedIDs) == s.CatalogIDs && len(s.EmptyScenarios) == 0
+	return s
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // failT adapts Ginkgo's testing interface outside `go test`.
@@ -87,23 +183,41 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	if info.Oracle == backend.OracleFake {
 		return nil, "", fmt.Errorf("backend %s is a unit-test fake and cannot produce results", info.Name)
 	}
-	c := o.Catalog
-	if c == nil {
+	if err := o.Timeouts.Validate(); err != nil && o.Timeouts != (runner.Timeouts{}) {
+		return nil, "", err
+	}
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	full := o.Catalog
+	if full == nil {
 		var err error
-		if c, err = suites.Builtin(); err != nil {
+		if full, err = suites.Builtin(); err != nil {
 			return nil, "", err
 		}
+		if o.CatalogName == "" {
+			o.CatalogName = "built-in"
+		}
 	}
-	c, err := Select(c, o.Groups, o.IDs)
+	if o.CatalogName == "" {
+		o.CatalogName = "custom"
+	}
+	o.Groups, o.IDs = Dedup(o.Groups), Dedup(o.IDs)
+	c, err := Select(full, o.Groups, o.IDs)
 	if err != nil {
 		return nil, "", err
 	}
+	selection := NewSelection(o.CatalogName, full, c, o.Groups, o.IDs)
 	if o.ReportsDir == "" {
 		o.ReportsDir = "reports"
 	}
 	started := time.Now()
 	if o.RunID == "" {
 		o.RunID = started.UTC().Format("20060102-150405") + "-" + info.Name
+	}
+	if err := ValidateRunID(o.RunID); err != nil {
+		return nil, "", err
 	}
 	dir := filepath.Join(o.ReportsDir, o.RunID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -112,15 +226,17 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	if o.Timeouts == (runner.Timeouts{}) {
 		o.Timeouts = runner.DefaultTimeouts()
 	}
-	r := runner.New(runner.Options{Backend: o.Backend, Timeouts: o.Timeouts, Progress: o.Progress, ReportDir: dir, Transform: o.Transform})
+	r := runner.New(runner.Options{Backend: o.Backend, Timeouts: o.Timeouts, Progress: o.Progress, ReportDir: dir, Transform: o.Transform, OnResult: o.OnResult})
 
-	suites.Define(c, r)
+	suites.Define(ctx, c, r)
+	var suiteReport ginkgo.Report
+	ginkgo.ReportAfterSuite("egressconf reports", func(rep ginkgo.Report) { suiteReport = rep })
 	suiteConfig, reporterConfig := ginkgo.GinkgoConfiguration()
 	if len(o.IDs) > 0 {
 		// Each ID is its own It whose text starts with the ID.
 		suiteConfig.FocusStrings = nil
 		for _, id := range o.IDs {
-			suiteConfig.FocusStrings = append(suiteConfig.FocusStrings, "\\b"+id+"\\b")
+			suiteConfig.FocusStrings = append(suiteConfig.FocusStrings, `\b`+regexp.QuoteMeta(id)+`\b`)
 		}
 	}
 	suiteConfig.Timeout = 24 * time.Hour
@@ -138,6 +254,57 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	}
 	ginkgo.RunSpecs(t, "egressconf "+o.RunID, suiteConfig, reporterConfig)
 
+	interrupted := ctx.Err() != nil
+	for _, why := range suiteReport.SpecialSuiteFailureReasons {
+		if strings.Contains(strings.ToLower(why), "interrupt") {
+			interrupted = true
+		}
+	}
+	// Every selected ID ends with exactly one result: one that did not record any (interrupted,
+	// or its spec ended in Ginkgo before the runner recorded it) is an error saying why.
+	specFailure := map[string]string{}
+	for _, sp := range suiteReport.SpecReports {
+		if sp.LeafNodeType != types.NodeTypeIt || sp.State.Is(types.SpecStatePassed|types.SpecStateSkipped|types.SpecStatePending) {
+			continue
+		}
+		id, _, _ := strings.Cut(sp.LeafNodeText, " ")
+		msg := sp.State.String()
+		if sp.Failure.Message != "" {
+			msg += ": " + sp.Failure.Message
+		}
+		if sp.Failure.ForwardedPanic != "" {
+			msg += ": panic: " + sp.Failure.ForwardedPanic
+		}
+		specFailure[id] = msg
+	}
+	recorded := map[string]bool{}
+	for _, res := range r.Results() {
+		recorded[res.ID] = true
+	}
+	want := map[string]bool{}
+	for _, id := range selection.SelectedIDs {
+		want[id] = true
+	}
+	for _, sc := range c.Scenarios {
+		for si := range sc.Spec.Steps {
+			st := &sc.Spec.Steps[si]
+			for ei := range st.Expect {
+				e := &st.Expect[ei]
+				if !want[e.ID] || recorded[e.ID] {
+					continue
+				}
+				why := "its spec ended without a result"
+				switch {
+				case specFailure[e.ID] != "":
+					why = "its spec ended without a result: " + specFailure[e.ID]
+				case interrupted:
+					why = "the run was interrupted before it"
+				}
+				r.NotRun(sc, st, e, why)
+			}
+		}
+	}
+
 	// Ginkgo shuffles top-level containers; reports follow the catalog's order.
 	order := map[string]int{}
 	for i, id := range c.IDs() {
@@ -148,6 +315,8 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	run := &report.Run{
 		ID: o.RunID, Started: started, Finished: time.Now(), Backend: info,
 		Implementation: o.Implementation, Results: results,
+		Interrupted: interrupted, Selection: selection, Settings: o.Timeouts.Settings(),
+		TeardownFailures: r.TeardownFailures(),
 	}
 	run.Measurements = append(run.Measurements, report.Measurement{Name: "wall time", Value: run.Finished.Sub(started).Round(time.Millisecond).String()})
 	if o.Measure != nil {

@@ -40,10 +40,12 @@ func (l LogExpected) String() string {
 	return strings.Join(parts, " ")
 }
 
-// Matches reports whether the entry has every expected field value.
+// Matches reports whether the entry has every expected field, with exactly the expected value:
+// an expected "" needs the field present and empty, never absent.
 func (l LogExpected) Matches(e LogEntry) bool {
 	for k, v := range l.Fields {
-		if e[k] != v {
+		got, ok := e[k]
+		if !ok || got != v {
 			return false
 		}
 	}
@@ -65,7 +67,11 @@ func MatchLog(l LogExpected, entries []LogEntry) error {
 		}
 		var parts []string
 		for _, k := range l.SortedKeys() {
-			parts = append(parts, k+"="+e[k])
+			v, ok := e[k]
+			if !ok {
+				v = "<absent>"
+			}
+			parts = append(parts, k+"="+v)
 		}
 		seen = append(seen, "{"+strings.Join(parts, " ")+"}")
 	}

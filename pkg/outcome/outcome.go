@@ -12,7 +12,9 @@
 //     means the client is not in the mesh, a different outcome. The ASM seeds' "connection refused" is
 //     their loose word for the same curl exit 35/56.
 //   - timeout: no connection at all (a NetworkPolicy drop): curl exit 28 (--connect-timeout or
-//     --max-time elapsed) or 7 (a CNI that rejects instead of dropping); %{http_code} 000.
+//     --max-time elapsed); %{http_code} 000. Exit 7 (refused) counts only for an expectation with
+//     cniRejects: true (a CNI that rejects instead of dropping): elsewhere a refusal has other
+//     causes (a Service without endpoints) and must not pass a NetworkPolicy check.
 //   - header equals: a response header (name case-insensitive) has exactly this value.
 //   - body contains / body matches: a substring, or a Go regular expression, of the response body.
 //   - HTTP version: the protocol of the final response (%{http_version}: 1.1, 2).
@@ -33,7 +35,10 @@ import (
 var ResetExitCodes = []int{35, 52, 56}
 
 // TimeoutExitCodes are the curl exit codes accepted as "timeout".
-var TimeoutExitCodes = []int{28, 7}
+var TimeoutExitCodes = []int{28}
+
+// RefusedExitCode is curl's exit for a refused connection: a "timeout" only with CNIRejects.
+const RefusedExitCode = 7
 
 // Kind of a single expected result.
 type Kind string
@@ -127,6 +132,9 @@ type Expected struct {
 	Headers      map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
 	BodyContains string            `yaml:"bodyContains,omitempty" json:"bodyContains,omitempty"`
 	BodyMatches  string            `yaml:"bodyMatches,omitempty" json:"bodyMatches,omitempty"`
+	// CNIRejects says the cluster's CNI rejects a NetworkPolicy-denied connection instead of
+	// dropping it: for a timeout, curl exit 7 (refused) is accepted too.
+	CNIRejects bool `yaml:"cniRejects,omitempty" json:"cniRejects,omitempty"`
 }
 
 // Validate checks the expectation is well formed.
@@ -141,6 +149,15 @@ func (e *Expected) Validate() error {
 	}
 	if e.HTTPVersion != "" && e.HTTPVersion != "1.1" && e.HTTPVersion != "2" && e.HTTPVersion != "1.0" {
 		return fmt.Errorf("httpVersion: %q, want 1.0, 1.1 or 2", e.HTTPVersion)
+	}
+	if e.CNIRejects {
+		timeout := false
+		for _, r := range e.Result {
+			timeout = timeout || r.Kind == KindTimeout
+		}
+		if !timeout {
+			return fmt.Errorf("cniRejects: only applies to result timeout, the result is %s", e.Result)
+		}
 	}
 	return nil
 }
@@ -169,6 +186,9 @@ func (e *Expected) String() string {
 	}
 	if e.BodyMatches != "" {
 		s += fmt.Sprintf(", body ~ /%s/", e.BodyMatches)
+	}
+	if e.CNIRejects {
+		s += " (or refused: the CNI rejects)"
 	}
 	return s
 }
@@ -203,12 +223,15 @@ func (o Observed) Summary() string {
 		return fmt.Sprintf("reset (exit %d)", o.ExitCode)
 	case o.HTTPCode == 0 && contains(TimeoutExitCodes, o.ExitCode):
 		return fmt.Sprintf("timeout (exit %d)", o.ExitCode)
+	case o.HTTPCode == 0 && o.ExitCode == RefusedExitCode:
+		return fmt.Sprintf("refused (exit %d)", o.ExitCode)
 	default:
 		return fmt.Sprintf("http %03d exit %d %s", o.HTTPCode, o.ExitCode, o.ErrorMessage)
 	}
 }
 
-// Is reports whether the observation is the given single result.
+// Is reports whether the observation is the given single result (a timeout is exit 28 only; see
+// Expected.CNIRejects for exit 7).
 func (o Observed) Is(r Result) bool {
 	switch r.Kind {
 	case KindStatus:
@@ -225,7 +248,7 @@ func (o Observed) Is(r Result) bool {
 func Match(e *Expected, o Observed) error {
 	ok := false
 	for _, r := range e.Result {
-		if o.Is(r) {
+		if o.Is(r) || (r.Kind == KindTimeout && e.CNIRejects && o.HTTPCode == 0 && o.ExitCode == RefusedExitCode) {
 			ok = true
 			break
 		}

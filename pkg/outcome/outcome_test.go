@@ -54,7 +54,7 @@ func TestMatch(t *testing.T) {
 		{exp("result: reset"), Observed{ExitCode: 35}, ""},
 		{exp("result: reset"), Observed{ExitCode: 56}, ""},
 		{exp("result: reset"), Observed{ExitCode: 52}, ""},
-		{exp("result: reset"), Observed{ExitCode: 7}, "expected reset, observed timeout (exit 7)"},
+		{exp("result: reset"), Observed{ExitCode: 7}, "expected reset, observed refused (exit 7)"},
 		{exp("result: reset"), Observed{ExitCode: 6}, "observed http 000 exit 6"},
 		{exp("result: timeout"), Observed{ExitCode: 28}, ""},
 		{exp("result: timeout"), Observed{ExitCode: 35}, "expected timeout, observed reset"},
@@ -84,5 +84,41 @@ func TestLogExpectedValidate(t *testing.T) {
 	}
 	if err := (LogExpected{}).Validate(); err == nil {
 		t.Error("empty accepted")
+	}
+}
+
+// TestEmptyLogFieldNeedsTheField: an expected "" matches an entry whose field is empty, never an
+// entry that lacks the field.
+func TestEmptyLogFieldNeedsTheField(t *testing.T) {
+	l := LogExpected{Fields: map[string]string{"response_flags": ""}}
+	if l.Matches(LogEntry{"upstream_cluster": "x"}) {
+		t.Error(`"" matched an entry without the field`)
+	}
+	if !l.Matches(LogEntry{"response_flags": ""}) {
+		t.Error(`"" did not match an entry with the field empty`)
+	}
+	if err := MatchLog(l, []LogEntry{{"upstream_cluster": "x"}}); err == nil || !strings.Contains(err.Error(), "response_flags=<absent>") {
+		t.Errorf("MatchLog: %v", err)
+	}
+}
+
+// TestTimeoutAcceptsRefusedOnlyWhereTheCNIRejects: exit 7 is a timeout only for an expectation
+// that says the CNI rejects, and the observation names the exit seen.
+func TestTimeoutAcceptsRefusedOnlyWhereTheCNIRejects(t *testing.T) {
+	refused := Observed{ExitCode: 7}
+	if err := Match(exp("result: timeout"), refused); err == nil || !strings.Contains(err.Error(), "refused (exit 7)") {
+		t.Errorf("timeout accepted exit 7 without cniRejects: %v", err)
+	}
+	if err := Match(exp("result: timeout\ncniRejects: true"), refused); err != nil {
+		t.Errorf("cniRejects: %v", err)
+	}
+	if err := Match(exp("result: timeout\ncniRejects: true"), Observed{ExitCode: 28}); err != nil {
+		t.Errorf("exit 28: %v", err)
+	}
+	if s := (Observed{ExitCode: 28}).Summary(); s != "timeout (exit 28)" {
+		t.Errorf("summary %q", s)
+	}
+	if err := exp("result: 403\ncniRejects: true").Validate(); err == nil || !strings.Contains(err.Error(), "cniRejects") {
+		t.Errorf("cniRejects without timeout accepted: %v", err)
 	}
 }

@@ -64,11 +64,25 @@ func ParseCurl(cmd string) (*Request, error) {
 			if err != nil {
 				return nil, err
 			}
+			if !isToken(v) {
+				return nil, fmt.Errorf("curl command %q: -X %q: the method must be an HTTP token (letters, digits, !#$%%&'*+-.^_`|~)", cmd, v)
+			}
 			r.Method = strings.ToUpper(v)
 		case "-H", "--header":
 			v, err := next()
 			if err != nil {
 				return nil, err
+			}
+			// curl sends "Name: value", removes a header with "Name:" and sends an empty one with
+			// "Name;"; anything else it would not send as the document meant.
+			name, _, ok := strings.Cut(v, ":")
+			if !ok {
+				if n, rest, semi := strings.Cut(v, ";"); semi && strings.TrimSpace(rest) == "" {
+					name, ok = n, true
+				}
+			}
+			if !ok || !isToken(strings.TrimSpace(name)) || strings.TrimSpace(name) != name {
+				return nil, fmt.Errorf("curl command %q: -H %q: a header is \"Name: value\" (or \"Name;\") with a valid name", cmd, v)
 			}
 			r.Headers = append(r.Headers, v)
 		case "-d", "--data", "--data-raw":
@@ -112,7 +126,11 @@ func ParseCurl(cmd string) (*Request, error) {
 		r.Port = 443
 	}
 	if p := u.Port(); p != "" {
-		r.Port, _ = strconv.Atoi(p)
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("curl command %q: port %s: must be between 1 and 65535", cmd, p)
+		}
+		r.Port = n
 	}
 	switch {
 	case head && r.Method != "":
@@ -125,6 +143,23 @@ func ParseCurl(cmd string) (*Request, error) {
 		r.Method = "GET"
 	}
 	return r, nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110 tchar+), as a method or header name must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // splitArgs splits a command line with POSIX shell quoting ('...', "...", backslash).

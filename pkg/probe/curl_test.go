@@ -131,13 +131,17 @@ func TestRealCurl(t *testing.T) {
 	if obs.ExitCode != 28 || !obs.Is(outcome.Result{Kind: outcome.KindTimeout}) {
 		t.Errorf("silent: %s, want timeout (28)", obs.Summary())
 	}
-	// Refused: exit 7, which is a timeout-class outcome (no connection), never a reset.
+	// Refused: exit 7, never a reset, and a timeout only where the catalog says the CNI rejects.
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
 	obs = runCurl(t, mustParse(t, "curl http://"+addr), o)
 	if obs.ExitCode != 7 || obs.Is(outcome.Result{Kind: outcome.KindReset}) {
 		t.Errorf("refused: %s", obs.Summary())
+	}
+	timeout := outcome.Results{{Kind: outcome.KindTimeout}}
+	if outcome.Match(&outcome.Expected{Result: timeout}, obs) == nil || outcome.Match(&outcome.Expected{Result: timeout, CNIRejects: true}, obs) != nil {
+		t.Errorf("refused %s: a timeout only with cniRejects", obs.Summary())
 	}
 }
 
@@ -206,8 +210,36 @@ func FuzzParseCurl(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if r.Port < 1 || r.Port > 65535 {
+			t.Fatalf("%q: parsed port %d out of range", cmd, r.Port)
+		}
 		if r.Host == "" || (r.Scheme != "http" && r.Scheme != "https") || r.Method == "" {
 			t.Fatalf("accepted incomplete request %+v", r)
 		}
 	})
+}
+
+// TestParseCurlRejectsWhatCurlWould: ports out of range, headers without a name, methods that are
+// not HTTP tokens are refused at load time, as curl itself would refuse or mangle them.
+func TestParseCurlRejectsWhatCurlWould(t *testing.T) {
+	for _, c := range []struct{ cmd, want string }{
+		{"curl http://h:99999/", "port 99999"},
+		{"curl http://h:65536/", "port 65536"},
+		{"curl http://h:0/", "port 0"},
+		{"curl -H 'no colon' http://h/", "header"},
+		{"curl -H ': v' http://h/", "header"},
+		{"curl -X 'GE T' http://h/", "method"},
+		{"curl -X '' http://h/", "method"},
+		{"curl -o", "needs a value"},
+	} {
+		_, err := ParseCurl(c.cmd)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.cmd, err, c.want)
+		}
+	}
+	for _, ok := range []string{"curl http://h:65535/", "curl http://h:1/", "curl -H 'X-A: b' http://h/", "curl -H 'X-Empty;' http://h/"} {
+		if _, err := ParseCurl(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
 }

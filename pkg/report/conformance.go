@@ -27,27 +27,41 @@ type ConformanceReport struct {
 	MeshVersion  string            `json:"meshVersion,omitempty"`
 	Profiles     []ProfileReport   `json:"profiles"`
 	Summary      ConformanceCounts `json:"summary"`
+	// Interrupted is true when the run was stopped before every selected ID ran.
+	Interrupted bool `json:"interrupted"`
+	// Selection names what was run against the whole catalog; only a full selection can be a
+	// success.
+	Selection *Selection `json:"selection,omitempty"`
+	// Settings are the consistency settings and time bounds the verdicts were reached with.
+	Settings map[string]string `json:"settings,omitempty"`
+	// TeardownFailures name the scenarios whose teardown failed.
+	TeardownFailures []TeardownFailure `json:"teardownFailures,omitempty"`
 }
 
 // ConformanceCounts are the counts of a profile.
 type ConformanceCounts struct {
-	Result  string `json:"result"`
-	Passed  int    `json:"passed"`
-	Failed  int    `json:"failed"`
-	Errored int    `json:"errored"`
-	Skipped int    `json:"skipped"`
+	// Result is success, partial, failure or interrupted (see report.Decide).
+	Result string `json:"result"`
+	// Reasons say why the run is not a success (summary only).
+	Reasons []string `json:"reasons,omitempty"`
+	Passed  int      `json:"passed"`
+	Failed  int      `json:"failed"`
+	Errored int      `json:"errored"`
+	Skipped int      `json:"skipped"`
 }
 
 // ProfileReport is one profile's results.
 type ProfileReport struct {
-	Name             string            `json:"name"`
-	Groups           []string          `json:"groups"`
-	Core             ConformanceCounts `json:"core"`
-	FailedTests      []string          `json:"failedTests,omitempty"`
-	ErroredTests     []string          `json:"erroredTests,omitempty"`
-	SkippedTests     []SkippedTest     `json:"skippedTests,omitempty"`
-	DocumentedPassed int               `json:"documentedPassed"`
-	DerivedPassed    int               `json:"derivedPassed"`
+	Name         string            `json:"name"`
+	Groups       []string          `json:"groups"`
+	Core         ConformanceCounts `json:"core"`
+	FailedTests  []string          `json:"failedTests,omitempty"`
+	ErroredTests []string          `json:"erroredTests,omitempty"`
+	// NotRunTests are the errored IDs that never ran (an interrupted run).
+	NotRunTests      []string      `json:"notRunTests,omitempty"`
+	SkippedTests     []SkippedTest `json:"skippedTests,omitempty"`
+	DocumentedPassed int           `json:"documentedPassed"`
+	DerivedPassed    int           `json:"derivedPassed"`
 }
 
 // SkippedTest names a skipped expectation and why.
@@ -59,21 +73,27 @@ type SkippedTest struct {
 // NewConformanceReport builds the report from a run.
 func NewConformanceReport(run *Run) ConformanceReport {
 	cr := ConformanceReport{
-		APIVersion:     ConformanceAPIVersion,
-		Kind:           "ConformanceReport",
-		Date:           run.Finished.UTC().Format("2006-01-02T15:04:05Z"),
-		RunID:          run.ID,
-		Implementation: run.Implementation,
-		Backend:        run.Backend.Name,
-		Oracle:         string(run.Backend.Oracle),
-		Claim:          run.Backend.Oracle.Claim(),
-		IstioVersion:   run.Backend.IstioVersion,
-		MeshVersion:    run.Backend.MeshVersion,
+		APIVersion:       ConformanceAPIVersion,
+		Kind:             "ConformanceReport",
+		Date:             run.Finished.UTC().Format("2006-01-02T15:04:05Z"),
+		RunID:            run.ID,
+		Implementation:   run.Implementation,
+		Backend:          run.Backend.Name,
+		Oracle:           string(run.Backend.Oracle),
+		Claim:            run.Backend.Oracle.Claim(),
+		IstioVersion:     run.Backend.IstioVersion,
+		MeshVersion:      run.Backend.MeshVersion,
+		Interrupted:      run.Interrupted,
+		Selection:        run.Selection,
+		Settings:         run.Settings,
+		TeardownFailures: run.TeardownFailures,
 	}
 	byProfile := map[string]*ProfileReport{}
 	var names []string
 	var total Counts
+	byProfileResults := map[string][]Result{}
 	for _, r := range run.Results {
+		byProfileResults[r.Profile] = append(byProfileResults[r.Profile], r)
 		p, ok := byProfile[r.Profile]
 		if !ok {
 			p = &ProfileReport{Name: r.Profile}
@@ -101,6 +121,9 @@ func NewConformanceReport(run *Run) ConformanceReport {
 			p.FailedTests = append(p.FailedTests, r.ID)
 		case Error:
 			p.ErroredTests = append(p.ErroredTests, r.ID)
+			if r.NotRun {
+				p.NotRunTests = append(p.NotRunTests, r.ID)
+			}
 		case Skip:
 			p.SkippedTests = append(p.SkippedTests, SkippedTest{ID: r.ID, Reason: r.Message})
 		}
@@ -108,23 +131,13 @@ func NewConformanceReport(run *Run) ConformanceReport {
 	sort.Strings(names)
 	for _, n := range names {
 		p := byProfile[n]
-		p.Core.Result = result(p.Core)
+		p.Core.Result = decideCounts(run, byProfileResults[n])
 		cr.Profiles = append(cr.Profiles, *p)
 	}
 	cr.Summary = ConformanceCounts{Passed: total.Passed, Failed: total.Failed, Errored: total.Errored, Skipped: total.Skipped}
-	cr.Summary.Result = result(cr.Summary)
+	d := Decide(run)
+	cr.Summary.Result, cr.Summary.Reasons = d.Result, d.Reasons
 	return cr
-}
-
-func result(c ConformanceCounts) string {
-	switch {
-	case c.Failed > 0 || c.Errored > 0:
-		return "failure"
-	case c.Skipped > 0:
-		return "partial"
-	default:
-		return "success"
-	}
 }
 
 // WriteConformance writes the conformance report as YAML.

@@ -52,11 +52,20 @@ type junitMessage struct {
 
 // WriteJUnit writes one test case per expectation ID, one suite per group. Every suite carries the
 // backend and oracle as properties so CI never shows a prediction as an observation.
+//
+// The run's verdict (Decide) is the run.result property of every suite; a not-run ID is an
+// <error>, a failed teardown is an <error> case of its group, and a run that is not passed for a
+// reason no case shows (nothing passed, interrupted after the last ID) gets an <error> case of its
+// own, so a JUnit reader never sees a clean file for a run that exited non-zero.
 func WriteJUnit(w io.Writer, run *Run) error {
+	d := Decide(run)
+	selection := "not recorded"
+	if run.Selection != nil {
+		selection = run.Selection.Describe()
+	}
 	bySuite := map[string]*junitSuite{}
 	var order []string
-	for _, r := range run.Results {
-		name := r.Group + " " + r.Scenario
+	suite := func(name, profile string) *junitSuite {
 		s, ok := bySuite[name]
 		if !ok {
 			s = &junitSuite{Name: name, Properties: []junitProperty{
@@ -64,11 +73,18 @@ func WriteJUnit(w io.Writer, run *Run) error {
 				{Name: "oracle", Value: string(run.Backend.Oracle)},
 				{Name: "claim", Value: run.Backend.Oracle.Claim()},
 				{Name: "istio.version", Value: run.Backend.IstioVersion},
-				{Name: "profile", Value: r.Profile},
+				{Name: "profile", Value: profile},
+				{Name: "run.result", Value: d.Result},
+				{Name: "run.interrupted", Value: fmt.Sprint(run.Interrupted)},
+				{Name: "run.selection", Value: selection},
 			}}
 			bySuite[name] = s
 			order = append(order, name)
 		}
+		return s
+	}
+	for _, r := range run.Results {
+		s := suite(r.Group+" "+r.Scenario, r.Profile)
 		c := junitCase{
 			Name:      fmt.Sprintf("%s: %s", r.ID, r.Request),
 			Classname: "egressconf." + r.Scenario,
@@ -80,7 +96,11 @@ func WriteJUnit(w io.Writer, run *Run) error {
 			c.Failure = &junitMessage{Message: r.Message, Type: "expectation", Body: caseOutput(r)}
 			s.Failures++
 		case Error:
-			c.Error = &junitMessage{Message: r.Message, Type: "error", Body: caseOutput(r)}
+			typ := "error"
+			if r.NotRun {
+				typ = "not-run"
+			}
+			c.Error = &junitMessage{Message: r.Message, Type: typ, Body: caseOutput(r)}
 			s.Errors++
 		case Skip:
 			c.Skipped = &junitMessage{Message: r.Message}
@@ -88,6 +108,33 @@ func WriteJUnit(w io.Writer, run *Run) error {
 		}
 		s.Tests++
 		s.Cases = append(s.Cases, c)
+	}
+	errs := 0
+	for _, s := range bySuite {
+		errs += s.Failures + s.Errors
+	}
+	for _, t := range run.TeardownFailures {
+		s := suite(t.Group+" "+t.Scenario, "")
+		s.Cases = append(s.Cases, junitCase{Name: "teardown " + t.Group, Classname: "egressconf." + t.Scenario, Time: secs(0),
+			Error: &junitMessage{Message: t.Error, Type: "teardown"}})
+		s.Tests++
+		s.Errors++
+		errs++
+	}
+	if !d.Passed() && errs == 0 || run.Interrupted {
+		s := suite("egressconf run", "")
+		s.Cases = append(s.Cases, junitCase{Name: "run " + run.ID + ": " + d.Word, Classname: "egressconf.run", Time: secs(0),
+			Error: &junitMessage{Message: d.Word + ": " + strings.Join(d.Reasons, "; "), Type: d.Result}})
+		s.Tests++
+		s.Errors++
+	}
+	if len(order) == 0 {
+		// Nothing selected: the file still carries the run's verdict.
+		s := suite("egressconf run", "")
+		s.Cases = append(s.Cases, junitCase{Name: "run " + run.ID + ": " + d.Word, Classname: "egressconf.run", Time: secs(0),
+			Skipped: &junitMessage{Message: d.Word + ": " + strings.Join(d.Reasons, "; ")}})
+		s.Tests++
+		s.Skipped++
 	}
 	out := junitSuites{Name: "egressconf " + run.ID, Time: secs(run.Finished.Sub(run.Started).Seconds())}
 	for _, n := range order {

@@ -57,6 +57,12 @@ type Result struct {
 	Verdict  Verdict `json:"verdict" yaml:"verdict"`
 	// Message explains a fail, error or skip.
 	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+	// Capability, on a skip, is the capability the backend declares it lacks (networkpolicy): the
+	// only kind of skip a full pass allows.
+	Capability string `json:"capability,omitempty" yaml:"capability,omitempty"`
+	// NotRun marks an error result of an expectation that never ran (the run was interrupted
+	// before it, or its spec ended without a result).
+	NotRun bool `json:"notRun,omitempty" yaml:"notRun,omitempty"`
 	// Backend and Oracle name what produced the result: never leave a reader guessing whether it
 	// was observed or predicted.
 	Backend     string         `json:"backend" yaml:"backend"`
@@ -85,6 +91,18 @@ type Run struct {
 	// Measurements are extra facts for the summary (wall time, peak memory...), in order.
 	Measurements []Measurement `json:"measurements,omitempty" yaml:"measurements,omitempty"`
 	Results      []Result      `json:"results" yaml:"results"`
+	// Interrupted is true when the run was stopped (SIGINT, SIGTERM, a cancelled context) before
+	// every selected ID ran; those IDs are error results with NotRun set.
+	Interrupted bool `json:"interrupted" yaml:"interrupted"`
+	// Selection is what was asked for against the whole catalog.
+	Selection *Selection `json:"selection,omitempty" yaml:"selection,omitempty"`
+	// Settings are the consistency settings and time bounds that shaped the verdicts, by flag name
+	// (positive-successes, negative-hold, timeout-eventually, ...).
+	Settings map[string]string `json:"settings,omitempty" yaml:"settings,omitempty"`
+	// TeardownFailures are the scenarios whose teardown failed.
+	TeardownFailures []TeardownFailure `json:"teardownFailures,omitempty" yaml:"teardownFailures,omitempty"`
+	// Verdict is Decide(run), filled when the reports are written.
+	Verdict *Decision `json:"verdict,omitempty" yaml:"verdict,omitempty"`
 }
 
 // Measurement is a named value for the summary.
@@ -127,8 +145,5 @@ func (r *Run) Counts() Counts {
 	return c
 }
 
-// OK reports whether nothing failed or errored.
-func (r *Run) OK() bool {
-	c := r.Counts()
-	return c.Failed == 0 && c.Errored == 0
-}
+// OK reports whether the run's verdict (Decide) is a pass: success or partial, exit code 0.
+func (r *Run) OK() bool { return Decide(r).Passed() }

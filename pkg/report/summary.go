@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -10,15 +11,48 @@ import (
 // summary too): ID, from, request, expected, observed, verdict, time.
 func WriteSummary(w io.Writer, run *Run) error {
 	c := run.Counts()
+	d := Decide(run)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# egressconf run %s\n\n", run.ID)
-	fmt.Fprintf(&b, "**%s** — backend `%s`, %s.\n\n", overall(run), run.Backend.Name, run.Backend.Oracle.Claim())
+	fmt.Fprintf(&b, "**%s** — backend `%s`, %s.\n\n", d.Word, run.Backend.Name, run.Backend.Oracle.Claim())
+	if run.Interrupted {
+		notRun := 0
+		for _, r := range run.Results {
+			if r.NotRun {
+				notRun++
+			}
+		}
+		fmt.Fprintf(&b, "**The run was interrupted**: %d selected IDs did not run (listed as errors below).\n\n", notRun)
+	}
+	for _, why := range d.Reasons {
+		fmt.Fprintf(&b, "- not a full pass: %s\n", why)
+	}
+	if len(d.Reasons) > 0 {
+		b.WriteString("\n")
+	}
+	if s := run.Selection; s != nil {
+		full := "the full catalog"
+		if !s.Full {
+			full = "a subset, not full conformance"
+		}
+		fmt.Fprintf(&b, "Selection: %s (%s).\n\n", s.Describe(), full)
+	}
 	fmt.Fprintf(&b, "| passed | failed | errors | skipped | total |\n|---|---|---|---|---|\n| %d | %d | %d | %d | %d |\n\n",
 		c.Passed, c.Failed, c.Errored, c.Skipped, c.Total())
 	if run.Backend.IstioVersion != "" {
 		fmt.Fprintf(&b, "Istio control plane: %s", run.Backend.IstioVersion)
 		if run.Backend.MeshVersion != "" {
 			fmt.Fprintf(&b, "; mesh: %s", run.Backend.MeshVersion)
+		}
+		b.WriteString("\n\n")
+	}
+	if len(run.Settings) > 0 {
+		b.WriteString("Settings:")
+		for i, k := range sortedKeys(run.Settings) {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " `--%s=%s`", k, run.Settings[k])
 		}
 		b.WriteString("\n\n")
 	}
@@ -49,15 +83,23 @@ func WriteSummary(w io.Writer, run *Run) error {
 			b.WriteString("\n")
 		}
 	}
+	if len(run.TeardownFailures) > 0 {
+		b.WriteString("\n## Teardown failures\n\n")
+		for _, t := range run.TeardownFailures {
+			fmt.Fprintf(&b, "- **%s** %s: %s\n", t.Group, t.Scenario, t.Error)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func overall(run *Run) string {
-	if run.OK() {
-		return "PASSED"
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	return "FAILED"
+	sort.Strings(keys)
+	return keys
 }
 
 func verdictCell(r Result) string {
@@ -67,6 +109,9 @@ func verdictCell(r Result) string {
 	case Fail:
 		return "**FAIL**"
 	case Error:
+		if r.NotRun {
+			return "**NOT RUN**"
+		}
 		return "**ERROR**"
 	default:
 		return "skip"

@@ -21,6 +21,8 @@ func WriteAll(dir string, run *Run) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	d := Decide(run)
+	run.Verdict = &d
 	writers := []struct {
 		name  string
 		write func(io.Writer, *Run) error

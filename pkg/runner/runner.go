@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,6 +33,8 @@ type Options struct {
 	// Transform rewrites each object before it reaches the backend (the ASM translation where no
 	// controller serves the CRD; the hermetic trust adaptation). Nil applies objects as they are.
 	Transform func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+	// OnResult, if set, is called with every result as it is recorded.
+	OnResult func(report.Result)
 }
 
 // Runner runs scenarios one at a time. It is not safe for concurrent use.
@@ -44,6 +47,10 @@ type Runner struct {
 	broken error
 	// missing maps a capability the backend lacks to the step that needed it.
 	missing map[string]string
+	// notApplied maps each resource file (key) skipped for a missing capability, and not deleted
+	// since, to why: an expectation after it is skipped unless it declares independentOf the file.
+	notApplied map[string]notApplied
+	teardowns  []report.TeardownFailure
 	// started records when each expectation's probes began, for access-log reads.
 	started map[string]time.Time
 	// probes records the markers of each expectation's requests, and verdicts its verdict: a log
@@ -84,6 +91,53 @@ func New(o Options) *Runner {
 // Results returns every result recorded so far, in order.
 func (r *Runner) Results() []report.Result { return r.results }
 
+// TeardownFailures returns every failed teardown so far.
+func (r *Runner) TeardownFailures() []report.TeardownFailure { return r.teardowns }
+
+type notApplied struct{ capability, why string }
+
+func (r *Runner) record(res report.Result) {
+	r.results = append(r.results, res)
+	if r.o.OnResult != nil {
+		r.o.OnResult(res)
+	}
+}
+
+// baseResult is the identity of an expectation's result, before any verdict.
+func (r *Runner) baseResult(s *catalog.Scenario, st *catalog.Step, e *catalog.Expectation) report.Result {
+	res := report.Result{
+		ID: e.ID, Group: s.Metadata.Group, Scenario: s.Metadata.Name, Profile: s.Spec.Profile, Step: st.Name,
+		Kind: e.Kind, Source: e.Source, Drift: e.Drift,
+		Backend: r.info.Name, Oracle: r.info.Oracle,
+	}
+	var froms, requests, expected []string
+	for _, c := range e.Checks {
+		if c.Log != nil {
+			froms = appendUnique(froms, c.Log.Workload)
+			requests = append(requests, "log")
+			expected = append(expected, "log "+c.Log.Entry.String())
+		} else {
+			froms = appendUnique(froms, c.From)
+			requests = append(requests, strings.TrimPrefix(c.Curl, "curl "))
+			if c.Expect != nil {
+				expected = append(expected, c.Expect.String())
+			}
+		}
+	}
+	res.From, res.Request, res.Expected = strings.Join(froms, ", "), strings.Join(requests, "; "), strings.Join(expected, "; ")
+	return res
+}
+
+// NotRun records an error result for an expectation that never ran (the run was interrupted
+// before it, or its spec ended without a result); why says which. It is never a pass.
+func (r *Runner) NotRun(s *catalog.Scenario, st *catalog.Step, e *catalog.Expectation, why string) report.Result {
+	res := r.baseResult(s, st, e)
+	res.Verdict, res.NotRun, res.Message, res.Observed = report.Error, true, "not run: "+why, "not run"
+	r.record(res)
+	r.progress("   NOT RUN %-12s %s", e.ID, why)
+	return res
+}
+
 func (r *Runner) progress(format string, args ...any) {
 	fmt.Fprintf(r.o.Progress, format+"\n", args...)
 }
@@ -106,6 +160,7 @@ func (r *Runner) RunScenario(ctx context.Context, s *catalog.Scenario) error {
 func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.scenario, r.broken = s, nil
 	r.missing = map[string]string{}
+	r.notApplied = map[string]notApplied{}
 	r.started = map[string]time.Time{}
 	r.probes = map[string][]string{}
 	r.verdicts = map[string]report.Verdict{}
@@ -153,6 +208,12 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 		}
 	}
 	for _, res := range st.Delete {
+		if _, ok := r.notApplied[res.Key()]; ok {
+			// Never applied: nothing to delete, and later expectations no longer depend on it.
+			delete(r.notApplied, res.Key())
+			r.progress("   not deleting %s: it was not applied", res.Key())
+			continue
+		}
 		m, err := r.manifest(res)
 		if err != nil {
 			return err
@@ -176,6 +237,7 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 	for _, res := range st.Apply {
 		if res.Requires != "" && !r.info.Capabilities[res.Requires] {
 			r.missing[res.Requires] = fmt.Sprintf("backend %s lacks capability %q needed by %s", r.info.Name, res.Requires, res.Key())
+			r.notApplied[res.Key()] = notApplied{capability: res.Requires, why: fmt.Sprintf("%s was not applied: backend %s lacks capability %q", res.Key(), r.info.Name, res.Requires)}
 			r.progress("   not applying %s: %s", res.Key(), r.missing[res.Requires])
 			continue
 		}
@@ -209,30 +271,26 @@ func (r *Runner) manifest(res catalog.Resources) (backend.Manifest, error) {
 	return backend.Manifest{Key: res.Key(), Objects: objs}, nil
 }
 
-// Check evaluates one expectation and records its result.
-func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expectation) report.Result {
+// Check evaluates one expectation and records its result. A panic inside it (a backend, a
+// check) is recorded as an error result naming the panic: every expectation ends with a result.
+func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expectation) (res report.Result) {
 	s := r.scenario
-	res := report.Result{
-		ID: e.ID, Group: s.Metadata.Group, Scenario: s.Metadata.Name, Profile: s.Spec.Profile, Step: st.Name,
-		Kind: e.Kind, Source: e.Source, Drift: e.Drift,
-		Backend: r.info.Name, Oracle: r.info.Oracle,
-	}
-	var froms, requests, expected []string
-	for _, c := range e.Checks {
-		if c.Log != nil {
-			froms = appendUnique(froms, c.Log.Workload)
-			requests = append(requests, "log")
-			expected = append(expected, "log "+c.Log.Entry.String())
-		} else {
-			froms = appendUnique(froms, c.From)
-			requests = append(requests, strings.TrimPrefix(c.Curl, "curl "))
-			expected = append(expected, c.Expect.String())
-		}
-	}
-	res.From, res.Request, res.Expected = strings.Join(froms, ", "), strings.Join(requests, "; "), strings.Join(expected, "; ")
+	res = r.baseResult(s, st, e)
+	recorded := false
 	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			if recorded {
+				panic(p)
+			}
+			res.Verdict, res.Message = report.Error, fmt.Sprintf("panic in check: %v", p)
+			res.Duration = time.Since(start)
+			r.record(res)
+			r.progress("   ERROR %-12s %s", e.ID, res.Message)
+		}
+	}()
 	r.started[e.ID] = start
-	res.Verdict, res.Message = r.precheck(e)
+	res.Verdict, res.Message, res.Capability = r.precheck(e)
 	if res.Verdict == "" {
 		res.Verdict = report.Pass
 		var observed []string
@@ -259,7 +317,8 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 			res.Diagnostics = dir
 		}
 	}
-	r.results = append(r.results, res)
+	recorded = true
+	r.record(res)
 	switch res.Verdict {
 	case report.Pass:
 		r.progress("   ok   %-12s %s (%s)", e.ID, res.Observed, since(start))
@@ -276,16 +335,18 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 }
 
 // precheck decides an expectation that cannot be observed at all: a broken scenario is an error,
-// a missing capability or an unobservable workload is a skip with its reason.
-func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string) {
+// a missing capability (its own, or a resource file skipped for one that the expectation does not
+// declare itself independentOf) or an unobservable workload is a skip with its reason. The third
+// value is the missing capability of a capability skip.
+func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string, string) {
 	if r.broken != nil {
-		return report.Error, "not observed: " + r.broken.Error()
+		return report.Error, "not observed: " + r.broken.Error(), ""
 	}
 	if e.Requires != "" && !r.info.Capabilities[e.Requires] {
 		if why, ok := r.missing[e.Requires]; ok {
-			return report.Skip, why
+			return report.Skip, why, e.Requires
 		}
-		return report.Skip, fmt.Sprintf("backend %s lacks capability %q", r.info.Name, e.Requires)
+		return report.Skip, fmt.Sprintf("backend %s lacks capability %q", r.info.Name, e.Requires), e.Requires
 	}
 	for _, c := range e.Checks {
 		ref := c.From
@@ -294,10 +355,25 @@ func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string) {
 		}
 		w, _ := r.scenario.Workload(ref)
 		if why := r.o.Backend.Unobservable(w); why != "" {
-			return report.Skip, fmt.Sprintf("%s: %s", ref, why)
+			return report.Skip, fmt.Sprintf("%s: %s", ref, why), ""
 		}
 	}
-	return "", ""
+	for _, key := range sortedKeys(r.notApplied) {
+		if !e.IndependentOfFile(key) {
+			na := r.notApplied[key]
+			return report.Skip, "depends on a step that did not run: " + na.why, na.capability
+		}
+	}
+	return "", "", ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (r *Runner) runCheck(ctx context.Context, e *catalog.Expectation, c catalog.Check) report.CheckResult {
@@ -483,6 +559,7 @@ func (r *Runner) End(ctx context.Context) error {
 	err := r.o.Backend.Teardown(cctx, r.scenario)
 	if err != nil {
 		r.progress("   teardown FAILED after %s: %v", since(start), err)
+		r.teardowns = append(r.teardowns, report.TeardownFailure{Group: r.scenario.Metadata.Group, Scenario: r.scenario.Metadata.Name, Error: err.Error()})
 		err = fmt.Errorf("teardown of %s: %w", r.scenario.Metadata.Group, err)
 	} else {
 		r.progress("   teardown %s", since(start))

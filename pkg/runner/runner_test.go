@@ -202,6 +202,72 @@ func TestMissingLogEntryFails(t *testing.T) {
 	}
 }
 
+// TestPanicInCheckIsAnErrorResult: a panic inside a check is an error naming it, and every ID
+// still ends with exactly one result.
+func TestPanicInCheckIsAnErrorResult(t *testing.T) {
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		if req.Host == "blocked.example.com" {
+			panic("index out of range [3] with length 2")
+		}
+		return mesh(b, from, req)
+	})
+	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), ReportDir: t.TempDir()})
+	if err := r.RunScenario(context.Background(), loadBasic(t)); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, res := range r.Results() {
+		count[res.ID]++
+		if res.ID == "T-NEG-01" && (res.Verdict != report.Error || !strings.Contains(res.Message, "panic") || !strings.Contains(res.Message, "index out of range")) {
+			t.Errorf("T-NEG-01: %s %q, want an error naming the panic", res.Verdict, res.Message)
+		}
+	}
+	for _, id := range []string{"T-POS-01", "T-NEG-01", "T-NP-01", "T-LOG-01", "T-DEL-01"} {
+		if count[id] != 1 {
+			t.Errorf("%s has %d results, want exactly 1", id, count[id])
+		}
+	}
+}
+
+// TestExpectationAfterSkippedApplyIsSkipped: an expectation after a file skipped for a missing
+// capability is skipped with that reason, unless it declares independentOf the file.
+func TestExpectationAfterSkippedApplyIsSkipped(t *testing.T) {
+	s := loadBasic(t)
+	s.Spec.Steps[1].Expect[1].IndependentOf = nil // T-LOG-01 now depends on np.yaml
+	b := fakebackend.New(mesh)
+	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), ReportDir: t.TempDir()})
+	if err := r.RunScenario(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]report.Result{}
+	for _, res := range r.Results() {
+		got[res.ID] = res
+	}
+	if g := got["T-LOG-01"]; g.Verdict != report.Skip || !strings.Contains(g.Message, "np.yaml was not applied") || g.Capability != "networkpolicy" {
+		t.Errorf("T-LOG-01: %s %q (capability %q), want a skip naming np.yaml", g.Verdict, g.Message, g.Capability)
+	}
+	if g := got["T-DEL-01"]; g.Verdict != report.Pass {
+		t.Errorf("T-DEL-01 declares independentOf np.yaml: %s %q", g.Verdict, g.Message)
+	}
+	if g := got["T-NP-01"]; g.Capability != "networkpolicy" {
+		t.Errorf("T-NP-01 capability %q", g.Capability)
+	}
+}
+
+// TestTeardownFailureIsRecorded: a failed teardown is kept for the reports.
+func TestTeardownFailureIsRecorded(t *testing.T) {
+	b := fakebackend.New(mesh)
+	b.TeardownErr = errors.New("delete ServiceEntry demo/se: forbidden")
+	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), ReportDir: t.TempDir()})
+	if err := r.RunScenario(context.Background(), loadBasic(t)); err == nil {
+		t.Fatal("teardown failure not returned")
+	}
+	tf := r.TeardownFailures()
+	if len(tf) != 1 || tf[0].Group != "T1" || !strings.Contains(tf[0].Error, "forbidden") {
+		t.Errorf("teardown failures %+v", tf)
+	}
+}
+
 func runLogAfter(t *testing.T, b *fakebackend.Backend) map[string]report.Result {
 	t.Helper()
 	c, err := catalog.LoadPaths("testdata/logafter")

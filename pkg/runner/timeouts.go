@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -71,4 +73,57 @@ func (t *Timeouts) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&t.Teardown, "timeout-teardown", t.Teardown, "bound on deleting a scenario's objects")
 	fs.DurationVar(&t.Provision, "timeout-provision", t.Provision, "bound on each provisioning phase (cluster, Istio, stand-in, DNS)")
 	fs.DurationVar(&t.Poll, "poll-interval", t.Poll, "pause between two polls of a condition")
+}
+
+// Validate refuses settings that would make a verdict meaningless: a zero or negative bound or
+// pause, fewer than one success for a positive, no holding window for a negative, a connect bound
+// beyond the whole request's. Each error names the flag.
+func (t Timeouts) Validate() error {
+	var errs []error
+	for _, d := range (&t).durations() {
+		if *d.v <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %s: must be a positive duration (%s)", d.flag, *d.v, d.usage))
+		}
+	}
+	if t.PositiveSuccesses < 1 || t.PositiveSuccesses > 1000 {
+		errs = append(errs, fmt.Errorf("--positive-successes %d: must be between 1 and 1000 (probes in a row a positive expectation needs)", t.PositiveSuccesses))
+	}
+	if t.ProbeConnect > 0 && t.ProbeMax > 0 && t.ProbeConnect > t.ProbeMax {
+		errs = append(errs, fmt.Errorf("--probe-connect-timeout %s is longer than --probe-max-time %s", t.ProbeConnect, t.ProbeMax))
+	}
+	return errors.Join(errs...)
+}
+
+// Settings are the values of every setting by flag name, as the reports record them.
+func (t Timeouts) Settings() map[string]string {
+	fs := flag.NewFlagSet("settings", flag.ContinueOnError)
+	c := t
+	c.AddFlags(fs)
+	out := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { out[f.Name] = f.Value.String() })
+	return out
+}
+
+type durationSetting struct {
+	flag, usage string
+	v           *time.Duration
+}
+
+func (t *Timeouts) durations() []durationSetting {
+	fs := flag.NewFlagSet("durations", flag.ContinueOnError)
+	c := *t
+	c.AddFlags(fs)
+	ptrs := map[string]*time.Duration{
+		"timeout-setup": &t.Setup, "timeout-converge": &t.Converge, "timeout-eventually": &t.Eventually,
+		"negative-hold": &t.NegativeHold, "probe-interval": &t.ProbeInterval, "probe-connect-timeout": &t.ProbeConnect,
+		"probe-max-time": &t.ProbeMax, "timeout-access-log": &t.AccessLog, "timeout-teardown": &t.Teardown,
+		"timeout-provision": &t.Provision, "poll-interval": &t.Poll,
+	}
+	var out []durationSetting
+	fs.VisitAll(func(f *flag.Flag) {
+		if p, ok := ptrs[f.Name]; ok {
+			out = append(out, durationSetting{flag: f.Name, usage: f.Usage, v: p})
+		}
+	})
+	return out
 }
