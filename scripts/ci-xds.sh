@@ -25,8 +25,10 @@ PROXY_ARCHIVE=$(go run ./internal/testmesh/cmd/proxyimage -out "${PROXY_CACHE:-/
 mkdir -p bin "$REPORTS"
 [ -x bin/egressconf ] || go build -o bin/egressconf ./cmd/egressconf
 
-step "offline backend: the whole catalog"
-bin/egressconf run --backend sim --reports "$REPORTS" --run-id ci-sim > "$REPORTS/ci-sim.log"
+# The offline backend with the istiod settings the live runs here use (the proxy image runs
+# upstream Envoy, so --istio-profile auto picks upstream-envoy there).
+step "offline backend: the whole catalog (--istio-profile upstream-envoy)"
+bin/egressconf run --backend sim --istio-profile upstream-envoy --reports "$REPORTS" --run-id ci-sim > "$REPORTS/ci-sim.log"
 tail -1 "$REPORTS/ci-sim.log"
 
 step "kind + real istiod: the whole catalog with --probe xds (from kind create to the report)"
@@ -44,3 +46,9 @@ grep -E "^== (kind cluster|leak check)" "$REPORTS/ci-xds.log" || true
 
 step "per-ID agreement of the live control plane's predictions with the offline backend's"
 bin/egressconf compare "$REPORTS/ci-sim" "$REPORTS/ci-xds"
+
+# The observations through real Envoy (scripts/ci-live.sh's whole-catalog run) against the model.
+if [ -f "$REPORTS/e2e-kind-catalog/results.json" ]; then
+  step "per-ID agreement of the observations through upstream Envoy with the offline backend's predictions"
+  bin/egressconf compare "$REPORTS/ci-sim" "$REPORTS/e2e-kind-catalog"
+fi

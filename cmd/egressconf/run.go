@@ -144,7 +144,8 @@ func liveOnlyFlagsSet(fs *flag.FlagSet) []string {
 	addLiveFlags(live)
 	var set []string
 	fs.Visit(func(f *flag.Flag) {
-		if live.Lookup(f.Name) != nil || f.Name == "timeout-provision" {
+		// --istio-profile also sets the istiod settings of the offline control plane.
+		if (live.Lookup(f.Name) != nil && f.Name != "istio-profile") || f.Name == "timeout-provision" {
 			set = append(set, "--"+f.Name)
 		}
 	})
