@@ -318,7 +318,14 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 		Interrupted: interrupted, Selection: selection, Settings: o.Timeouts.Settings(),
 		TeardownFailures: r.TeardownFailures(),
 	}
-	run.Measurements = append(run.Measurements, report.Measurement{Name: "wall time", Value: run.Finished.Sub(started).Round(time.Millisecond).String()})
+	run.Backend = o.Backend.Info() // the proxies' versions are read during the run
+	tm := r.Timing()
+	run.Measurements = append(run.Measurements,
+		report.Measurement{Name: "wall time", Value: run.Finished.Sub(started).Round(time.Millisecond).String()},
+		report.Measurement{Name: "time waiting for convergence", Value: tm.Converge.Round(time.Millisecond).String()},
+		report.Measurement{Name: "time in probes", Value: tm.Probes.Round(time.Millisecond).String()},
+		report.Measurement{Name: "time holding negative expectations", Value: tm.Holds.Round(time.Millisecond).String()},
+		report.Measurement{Name: "time reading access logs", Value: tm.Logs.Round(time.Millisecond).String()})
 	if o.Measure != nil {
 		o.Measure(run)
 	}
