@@ -708,7 +708,9 @@ func (e *e2e) localcluster(t *testing.T) {
 	}
 	args := []string{"run", "--backend", "existing", "--kubeconfig", kc, "--install-istio",
 		"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"), "--restart-coredns",
-		"--group", "G1", "--reports", e.reports, "--run-id", "e2e-localcluster"}
+		"--group", "G1", "--reports", e.reports, "--run-id", "e2e-localcluster",
+		// The images are imported by the load command, not given as archives: name the profile.
+		"--istio-profile", "upstream-envoy"}
 	args = append(args, e.istioFlags()...)
 	out, code, d := e.run(t, "localcluster", args...)
 	t.Logf("egressconf run --backend existing --install-istio on the local cluster: exit %d in %s", code, d.Round(time.Second))
