@@ -125,6 +125,10 @@ func cmdRun(args []string) (retErr error) {
 	}
 	cnt := run.Counts()
 	d := report.Decide(run)
+	fmt.Println()
+	for _, m := range run.Measurements {
+		fmt.Printf("%s: %s\n", m.Name, m.Value)
+	}
 	fmt.Printf("\n%s: %d passed, %d failed, %d errors, %d skipped -- reports in %s\n", d.Word, cnt.Passed, cnt.Failed, cnt.Errored, cnt.Skipped, dir)
 	for _, why := range d.Reasons {
 		fmt.Printf("  %s\n", why)
