@@ -124,30 +124,26 @@ func (b *Backend) Intercepted(ctx context.Context, from catalog.Workload, marker
 			first = p.at
 		}
 	}
-	deadline := time.Now().Add(b.o.Timeouts.AccessLog)
-	for {
+	var missing map[string]bool
+	err := b.poll(ctx, b.o.Timeouts.AccessLog, func(ctx context.Context) (bool, error) {
 		entries, err := b.AccessLog(ctx, from, first)
 		if err != nil {
-			return err
+			return false, err
 		}
-		missing := map[string]bool{}
+		missing = map[string]bool{}
 		for m := range want {
 			missing[m] = true
 		}
 		for _, e := range entries {
 			delete(missing, e[outcome.LogFieldProbe])
 		}
-		if len(missing) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the sidecar of %s logged no entry for %d of %d requests (e.g. %s) within %s: the request may not have gone through its Envoy",
-				from.Ref(), len(missing), len(want), anyKey(missing), b.o.Timeouts.AccessLog)
-		}
-		if err := pauseCtx(ctx, b.o.Timeouts.Poll); err != nil {
-			return err
-		}
+		return len(missing) == 0, nil
+	})
+	if err != nil && len(missing) > 0 {
+		return fmt.Errorf("the sidecar of %s logged no entry for %d of %d requests (e.g. %s) within %s: the request may not have gone through its Envoy (%v)",
+			from.Ref(), len(missing), len(want), anyKey(missing), b.o.Timeouts.AccessLog, err)
 	}
+	return err
 }
 
 func anyKey(m map[string]bool) string {
@@ -155,15 +151,4 @@ func anyKey(m map[string]bool) string {
 		return k
 	}
 	return ""
-}
-
-func pauseCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
