@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -102,6 +103,9 @@ type Prober struct {
 	external http.Handler
 	// Settle bounds how long a probe waits for a proxy to reach the wanted sentinel.
 	Settle time.Duration
+	// WorkloadLabels are added to app=<name> when finding a workload's pod (the run's own label,
+	// so a cluster's own `sleep` is never taken for the run's).
+	WorkloadLabels map[string]string
 
 	mu      sync.Mutex
 	clients map[string]*xdsclient.Client
@@ -179,7 +183,11 @@ type Result struct {
 func (p *Prober) Probe(ctx context.Context, ns, app string, sidecar bool, req *probe.Request) (Result, error) {
 	var client *envoymodel.Proxy
 	if sidecar {
-		pod, err := p.podOf(ctx, ns, labels.Set{"app": app}.AsSelector())
+		sel := labels.Set{"app": app}
+		for k, v := range p.WorkloadLabels {
+			sel[k] = v
+		}
+		pod, err := p.podOf(ctx, ns, sel.AsSelector())
 		if err != nil {
 			return Result{}, err
 		}
@@ -206,13 +214,27 @@ func (p *Prober) podOf(ctx context.Context, ns string, sel labels.Selector) (*co
 	if err != nil {
 		return nil, fmt.Errorf("listing pods %s in %s: %w", sel, ns, err)
 	}
+	var best *corev1.Pod
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" {
-			return pod, nil
+		if pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "" && podReady(pod) &&
+			(best == nil || pod.CreationTimestamp.After(best.CreationTimestamp.Time)) {
+			best = pod
 		}
 	}
-	return nil, fmt.Errorf("no running pod %s in namespace %s", sel, ns)
+	if best == nil {
+		return nil, fmt.Errorf("no running, ready pod %s in namespace %s (%d pods)", sel, ns, len(pods.Items))
+	}
+	return best, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // proxy returns the virtual proxy of a pod, subscribed once and kept, with a configuration that
@@ -259,11 +281,20 @@ func (w *world) Gateway(host string, port int) (*envoymodel.Proxy, int, bool, er
 		return nil, 0, false, nil
 	}
 	svc, err := w.p.cs.CoreV1().Services(ns).Get(w.ctx, name, metav1.GetOptions{})
-	if err != nil || len(svc.Spec.Selector) == 0 {
+	if apierrors.IsNotFound(err) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("is %s a gateway? Service %s/%s: %w", host, ns, name, err)
+	}
+	if len(svc.Spec.Selector) == 0 {
 		return nil, 0, false, nil
 	}
 	pod, err := w.p.podOf(w.ctx, ns, labels.Set(svc.Spec.Selector).AsSelector())
-	if err != nil || !isRouter(pod) {
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("is %s a gateway? %w", host, err)
+	}
+	if !isRouter(pod) {
 		return nil, 0, false, nil
 	}
 	target := 0

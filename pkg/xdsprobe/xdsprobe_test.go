@@ -2,6 +2,7 @@ package xdsprobe
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -15,9 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressconf/egressconf/pkg/istiovalidate"
@@ -194,3 +197,50 @@ func TestSentinelIsValidIstioConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The probe predicts with the run's own ready pod: a cluster's own sleep in the same namespace, or
+// the run's pod before it is ready, is never taken for it.
+func TestPodOfTakesTheRunsReadyPod(t *testing.T) {
+	mk := func(name string, lbl map[string]string, ready bool) *corev1.Pod {
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: lbl},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}}}
+	}
+	cs := k8sfake.NewClientset(
+		mk("theirs", map[string]string{"app": "sleep"}, true),
+		mk("ours-starting", map[string]string{"app": "sleep", "egressconf.io/run": "r1"}, false),
+	)
+	p := New(cs, "unused:0", nil)
+	p.WorkloadLabels = map[string]string{"egressconf.io/run": "r1"}
+	sel := map[string]string{"app": "sleep", "egressconf.io/run": "r1"}
+	if pod, err := p.podOf(context.Background(), "default", labelsOf(sel)); err == nil {
+		t.Fatalf("took %s: the run's pod is not ready and the other is not the run's", pod.Name)
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), mk("ours", sel, true), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if pod, err := p.podOf(context.Background(), "default", labelsOf(sel)); err != nil || pod.Name != "ours" {
+		t.Errorf("podOf = %v, %v; want the run's ready pod", pod, err)
+	}
+}
+
+// A gateway lookup that fails is an error, never "not a gateway".
+func TestGatewayLookupFailureIsAnError(t *testing.T) {
+	cs := k8sfake.NewClientset()
+	cs.PrependReactor("get", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("forbidden: services is not allowed")
+	})
+	w := &world{p: New(cs, "unused:0", nil), ctx: context.Background()}
+	if _, _, _, err := w.Gateway("istio-egressgateway.istio-system.svc.cluster.local", 80); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("Gateway with a failing API: %v, want the error", err)
+	}
+	none := &world{p: New(k8sfake.NewClientset(), "unused:0", nil), ctx: context.Background()}
+	if _, _, isGW, err := none.Gateway("nope.default.svc.cluster.local", 80); err != nil || isGW {
+		t.Errorf("Gateway of a missing Service: %v %v, want not a gateway", isGW, err)
+	}
+}
+
+func labelsOf(m map[string]string) labels.Selector { return labels.SelectorFromSet(m) }

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
@@ -50,6 +51,7 @@ func (b *Backend) startXDS(ctx context.Context) error {
 	}
 	p := xdsprobe.New(b.cs, addr, standin.NewHandler(standin.DefaultHosts()))
 	p.Settle = b.o.Timeouts.Converge
+	p.WorkloadLabels = map[string]string{fixtures.LabelRun: b.o.RunID}
 	b.xds = &xdsMode{prober: p, stop: stop, logs: map[string][]timedEntry{}}
 	b.AddCleanup("control-plane probe", func(ctx context.Context) error {
 		p.Close()
