@@ -140,7 +140,7 @@ func TestProbeOverADS(t *testing.T) {
 		t.Fatalf("no sidecar: %v %v", res.Observed.Summary(), err)
 	}
 	// A pod that does not exist is an error, never an outcome.
-	if _, err := p.Probe(ctx, "demo-frontend", "nosuchapp", true, mustCurl(t, "curl -I http://www.aliyun.com")); err == nil || !strings.Contains(err.Error(), "no running pod") {
+	if _, err := p.Probe(ctx, "demo-frontend", "nosuchapp", true, mustCurl(t, "curl -I http://www.aliyun.com")); err == nil || !strings.Contains(err.Error(), "no running, ready pod") {
 		t.Fatalf("missing pod: %v", err)
 	}
 }
