@@ -132,6 +132,11 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	if f.internet != live.InternetHermetic && f.internet != live.InternetLive {
 		return nil, finish, usageError{fmt.Sprintf("--internet %q: want %s or %s", f.internet, live.InternetHermetic, live.InternetLive)}
 	}
+	if f.probeMode == live.ProbeXDS && f.internet == live.InternetLive {
+		// Predictions answer for the external hosts as the stand-in does; only curl reaches the
+		// real sites. Together they would label curl observations as predictions.
+		return nil, finish, usageError{"--probe xds predicts the external hosts' answers from the stand-in: it cannot be combined with --internet live (use --probe curl)"}
+	}
 	var netpol *bool
 	switch f.networkPolicy {
 	case "auto":

@@ -117,3 +117,14 @@ func TestResolveProfile(t *testing.T) {
 		t.Errorf("unreadable archive: %v", err)
 	}
 }
+
+// --probe xds with --internet live would label curl observations as control-plane predictions:
+// refused before anything touches a cluster.
+func TestXDSProbeWithLiveInternetRefused(t *testing.T) {
+	f := &liveFlags{backendName: "existing", runID: "r1", internet: "live", probeMode: "xds", networkPolicy: "auto", istioProfile: "auto"}
+	_, finish, err := startLive(context.Background(), f)
+	defer finish()
+	if err == nil || !strings.Contains(err.Error(), "--internet live") {
+		t.Errorf("startLive(--probe xds --internet live) = %v, want a refusal", err)
+	}
+}
