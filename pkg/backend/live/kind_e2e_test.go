@@ -544,8 +544,9 @@ func (e *e2e) api(t *testing.T) {
 	if later, err := b.PodLog(ctx, standin.Namespace, pods.Items[0].Name, "standin", time.Now().Add(time.Minute)); err != nil || len(later) != 0 {
 		t.Errorf("log lines after now: %q %v", later, err)
 	}
-	// Through the sidecar's Envoy: REGISTRY_ONLY and no ServiceEntry, so Envoy answers 502 itself,
-	// and its access log holds the entry of exactly this request (the probe's marker).
+	// Through the sidecar's Envoy: REGISTRY_ONLY and no ServiceEntry, so Envoy answers 502 itself
+	// (route block_all's direct response), and its access log holds the entry of exactly this
+	// request (the probe's marker).
 	if err := b.Converge(ctx); err != nil {
 		t.Fatalf("converge: %v", err)
 	}
@@ -561,9 +562,9 @@ func (e *e2e) api(t *testing.T) {
 	}
 	entries, err := b.AccessLog(ctx, sleep, before)
 	if err != nil || !slices.ContainsFunc(entries, func(e outcome.LogEntry) bool {
-		return e[outcome.LogFieldProbe] == obs.Probe && e["upstream_cluster"] == "BlackHoleCluster" && e["response_code"] == "502"
+		return e[outcome.LogFieldProbe] == obs.Probe && e["route_name"] == "block_all" && e["response_code"] == "502"
 	}) {
-		t.Errorf("sidecar entries %v (%v): want the probe's BlackHoleCluster 502", entries, err)
+		t.Errorf("sidecar entries %v (%v): want the probe's block_all 502", entries, err)
 	}
 
 	// The gateway's logs are read.

@@ -62,8 +62,8 @@ func (b *Backend) AccessLog(ctx context.Context, w catalog.Workload, since time.
 	hops := map[string]string{}
 	read := map[string]bool{}
 	for _, p := range probes {
-		if read[p.pod] {
-			continue
+		if read[p.pod] || !p.sidecar {
+			continue // a pod without a sidecar reaches the gateway only by its own address
 		}
 		read[p.pod] = true
 		ns, name, _ := strings.Cut(p.pod, "/")

@@ -29,7 +29,9 @@ type probeRecord struct {
 	marker string
 	// pod is the probing pod (namespace/name) and client its IP:port.
 	pod, client string
-	at          time.Time
+	// sidecar: the pod has a proxy whose log holds the request's first hop.
+	sidecar bool
+	at      time.Time
 }
 
 // probeMarks hands out markers and remembers the probes for access-log correlation.
@@ -53,6 +55,7 @@ func (m *probeMarks) next(pod *corev1.Pod, req *probe.Request, o probe.Options) 
 	m.probes = append(m.probes, probeRecord{
 		marker: marker, pod: pod.Namespace + "/" + pod.Name,
 		client: net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(o.LocalPort)), at: time.Now(),
+		sidecar: hasContainer(pod, ProxyContainer),
 	})
 	return marker, o
 }

@@ -3,6 +3,7 @@ package live
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +54,22 @@ func TestProbeMarks(t *testing.T) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// A probe from a pod without a sidecar is recorded as such: a gateway's log is never tied through
+// a proxy log that pod does not have.
+func TestProbeMarksKnowTheSidecar(t *testing.T) {
+	bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "d", Name: "bare"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "sleep"}}}}
+	injected := bare.DeepCopy()
+	injected.Name = "injected"
+	injected.Spec.InitContainers = []corev1.Container{{Name: ProxyContainer}}
+	var m probeMarks
+	m.next(bare, &probe.Request{Scheme: "http"}, probe.Options{})
+	m.next(injected, &probe.Request{Scheme: "http"}, probe.Options{})
+	got := m.since(time.Time{})
+	if len(got) != 2 || got[0].sidecar || !got[1].sidecar {
+		t.Errorf("probe records %+v: want the bare pod without and the injected one with a sidecar", got)
+	}
+}
 
 func TestSyncIDIs(t *testing.T) {
 	p := proxyRef{pod: "istio-egressgateway-9dc6c4cb4-6s29b", namespace: "istio-system", gateway: true}
