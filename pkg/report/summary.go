@@ -3,7 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -48,7 +49,7 @@ func WriteSummary(w io.Writer, run *Run) error {
 	}
 	if len(run.Settings) > 0 {
 		b.WriteString("Settings:")
-		for i, k := range sortedKeys(run.Settings) {
+		for i, k := range slices.Sorted(maps.Keys(run.Settings)) {
 			if i > 0 {
 				b.WriteString(",")
 			}
@@ -91,15 +92,6 @@ func WriteSummary(w io.Writer, run *Run) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func verdictCell(r Result) string {
