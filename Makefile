@@ -34,10 +34,13 @@ sim: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./pkg/backend/sim/
 
+# Each fuzz target for FUZZTIME (CI: 10s each); the seeds and found cases also run in `make test`.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseOutput -fuzztime 30s ./pkg/probe/
-	$(GO) test -run '^$$' -fuzz FuzzParseCurl -fuzztime 30s ./pkg/probe/
-	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime 30s ./pkg/accesslog/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOutput$$' -fuzztime $(FUZZTIME) ./pkg/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCurl$$' -fuzztime $(FUZZTIME) ./pkg/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./pkg/accesslog/
+	$(GO) test -run '^$$' -fuzz '^FuzzRunScenario$$' -fuzztime $(FUZZTIME) ./pkg/runner/
 
 clean:
 	rm -rf $(BIN)

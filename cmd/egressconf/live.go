@@ -132,6 +132,11 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	if f.internet != live.InternetHermetic && f.internet != live.InternetLive {
 		return nil, finish, usageError{fmt.Sprintf("--internet %q: want %s or %s", f.internet, live.InternetHermetic, live.InternetLive)}
 	}
+	if f.probeMode != live.ProbeCurl && f.probeMode != live.ProbeXDS {
+		// Checked here, before any cluster is touched: a typo must not hide behind a kubeconfig or
+		// kind error, nor cost a cluster's creation.
+		return nil, finish, usageError{fmt.Sprintf("--probe %q: want %s or %s", f.probeMode, live.ProbeCurl, live.ProbeXDS)}
+	}
 	if f.probeMode == live.ProbeXDS && f.internet == live.InternetLive {
 		// Predictions answer for the external hosts as the stand-in does; only curl reaches the
 		// real sites. Together they would label curl observations as predictions.

@@ -72,6 +72,12 @@ func TestRunLiveUsageErrors(t *testing.T) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
 	}
+	// A bad --probe is named even when the kubeconfig cannot be read: the flag is checked before
+	// any cluster access, so the user is not sent chasing a kubeconfig problem.
+	err := cmdRun([]string{"--backend", "existing", "--probe", "envoy", "--kubeconfig", "/nonexistent/kubeconfig"})
+	if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), `--probe "envoy"`) {
+		t.Errorf("--probe envoy with an unreadable kubeconfig: %v, want a usage error naming --probe", err)
+	}
 }
 
 func labelledArchive(t *testing.T, labels map[string]string) string {

@@ -153,6 +153,11 @@ func TestValidateBrokenCopies(t *testing.T) {
 				return strings.Replace(s, "        - id: DENYNS-06\n          kind: derived\n", "        - id: DENYNS-06\n          kind: derived\n          independentOf: [gateway-istio-egressgateway.yaml]\n", 1)
 			},
 			[]string{"scenario.yaml", "DENYNS-06", "independentOf[0]: gateway-istio-egressgateway.yaml is not a file applied with requires"}},
+		{"a kind no backend can wait for", "g01-deny-namespace", "serviceentry-aliyuncom-ext.yaml",
+			func(s string) string {
+				return strings.Replace(strings.Replace(s, "apiVersion: networking.istio.io/v1beta1", "apiVersion: v1", 1), "kind: ServiceEntry", "kind: ConfigMap", 1)
+			},
+			[]string{"serviceentry-aliyuncom-ext.yaml", "kind ConfigMap", "no backend can tell when it has taken effect"}},
 		{"delete of a file never applied", "g02-etp-http", "scenario.yaml",
 			func(s string) string {
 				return strings.Replace(s, "- file: egress-by-egressgateway.yaml\n", "- file: other.yaml\n", strings.Count(s, "- file: egress-by-egressgateway.yaml\n"))

@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -54,6 +55,23 @@ func FuzzParseLine(f *testing.F) {
 		e, ok, err := ParseLine(line)
 		if ok && err == nil && e == nil {
 			t.Fatal("ok without entry")
+		}
+		if !ok || err != nil {
+			return
+		}
+		// A TEXT entry has every field of the format: a check of a field that is "" must never
+		// match an entry that lacks it.
+		if !strings.HasPrefix(strings.TrimSpace(line), "{") {
+			for _, name := range outcome.LogFields {
+				if _, has := e[name]; !has {
+					t.Fatalf("text entry without field %s: %q", name, line)
+				}
+			}
+		}
+		// Surrounding whitespace (a log line's newline) changes nothing.
+		e2, ok2, err2 := ParseLine("  " + line + "\n")
+		if !ok2 || err2 != nil || !maps.Equal(e, e2) {
+			t.Fatalf("%q parses differently with surrounding whitespace: %v %v", line, e2, err2)
 		}
 	})
 }

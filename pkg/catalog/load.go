@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -31,10 +32,24 @@ func LoadFS(fsys fs.FS, root string) (*Catalog, error) {
 
 // loadFS loads like LoadFS; display prefixes file names in errors and in Scenario.File.
 func loadFS(fsys fs.FS, root, display string) (*Catalog, error) {
+	shown := func(p string) string { return filepath.Join(display, filepath.FromSlash(p)) }
 	var files []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		// A link inside a catalog is refused rather than skipped: WalkDir does not follow it, so the
+		// scenarios behind it would silently be missing from the run.
+		if d.Type()&fs.ModeSymlink != 0 && p != root {
+			st, err := fs.Stat(fsys, p)
+			switch {
+			case errors.Is(err, syscall.ELOOP):
+				return fmt.Errorf("%s: a symbolic link that loops (it leads back to itself)", shown(p))
+			case err != nil:
+				return fmt.Errorf("%s: a symbolic link whose target cannot be read: %v", shown(p), err)
+			case st.IsDir():
+				return fmt.Errorf("%s is a symbolic link to a directory, which the catalog loader does not follow: pass its target as its own catalog path, or copy it", shown(p))
+			}
 		}
 		if !d.IsDir() && d.Name() == ScenarioFile {
 			files = append(files, p)
@@ -42,10 +57,10 @@ func loadFS(fsys fs.FS, root, display string) (*Catalog, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading catalog %s: %w", root, err)
+		return nil, fmt.Errorf("reading catalog %s: %w", shown(root), err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("catalog %s: no %s found", root, ScenarioFile)
+		return nil, fmt.Errorf("catalog %s: no %s in it or in any directory below it", absPath(shownRoot(display, root)), ScenarioFile)
 	}
 	sort.Strings(files)
 	c := &Catalog{}
@@ -86,6 +101,25 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 	return c, nil
 }
 
+// shownRoot is the catalog root as the user named it (display), or the embedded root.
+func shownRoot(display, root string) string {
+	if display != "" {
+		return display
+	}
+	return root
+}
+
+// absPath names a directory the way a user can find it: "." is useless in a message.
+func absPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // MaxFileSize bounds every scenario and resource file: a catalog file is text a person wrote.
 const MaxFileSize = 1 << 20
 
@@ -94,7 +128,14 @@ const MaxFileSize = 1 << 20
 func readFile(fsys fs.FS, name, display string) ([]byte, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: a symbolic link that loops (it leads back to itself)", display)
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: %w", display, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))

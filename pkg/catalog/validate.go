@@ -235,6 +235,9 @@ func Validate(c *Catalog, o ValidateOptions) error {
 }
 
 func validateObject(obj *unstructured.Unstructured, o ValidateOptions) error {
+	if err := convergible(obj); err != nil {
+		return err
+	}
 	objs := []*unstructured.Unstructured{obj}
 	if o.ExpandObject != nil {
 		expanded, err := o.ExpandObject(obj)
@@ -256,6 +259,22 @@ func validateObject(obj *unstructured.Unstructured, o ValidateOptions) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// convergible refuses a kind whose arrival in the mesh no backend can wait for: convergence follows
+// Istio's objects into istiod and the proxies, waits on the effect of a translated kind
+// (ASMEgressTrafficPolicy) in istiod, and a NetworkPolicy is the CNI's (its expectations need the
+// networkpolicy capability). Anything else would let a negative check run before its cause took effect.
+func convergible(obj *unstructured.Unstructured) error {
+	gvk := obj.GroupVersionKind()
+	switch {
+	case strings.HasSuffix(gvk.Group, ".istio.io"):
+	case gvk.Group == "networking.k8s.io" && gvk.Kind == "NetworkPolicy":
+	case gvk.Group == "istio.alibabacloud.com" && gvk.Kind == "ASMEgressTrafficPolicy":
+	default:
+		return fmt.Errorf("apiVersion %s, kind %s: not a kind a scenario can apply (Istio's networking and security kinds, NetworkPolicy, ASMEgressTrafficPolicy): no backend can tell when it has taken effect", obj.GetAPIVersion(), gvk.Kind)
+	}
+	return nil
 }
 
 func oneOf(s string, set []string) bool {

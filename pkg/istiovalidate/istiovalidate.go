@@ -9,9 +9,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"google.golang.org/protobuf/proto"
+
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pkg/config/schema/resource"
+	"istio.io/istio/pkg/util/protomarshal"
 )
 
 // Object validates one object. Objects outside Istio's API groups are not Istio's to judge and pass;
@@ -33,12 +36,40 @@ func Object(u *unstructured.Unstructured) error {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return fmt.Errorf("cannot decode: %v", err)
 	}
+	if err := strictSpec(s, u); err != nil {
+		return err
+	}
 	cfg, err := crd.ConvertObject(s, &obj, "cluster.local")
 	if err != nil {
 		return fmt.Errorf("cannot decode spec: %v", err)
 	}
 	if _, err := s.ValidateConfig(*cfg); err != nil {
 		return fmt.Errorf("rejected by Istio's validation: %v", err)
+	}
+	return nil
+}
+
+// strictSpec refuses a spec field Istio's API does not have. Istio's decoder drops unknown fields and
+// the API server prunes them with only a warning, so a misspelt field would silently change nothing.
+func strictSpec(s resource.Schema, u *unstructured.Unstructured) error {
+	spec, ok := u.Object["spec"]
+	if !ok {
+		return nil
+	}
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	inst, err := s.NewInstance()
+	if err != nil {
+		return err
+	}
+	msg, ok := inst.(proto.Message)
+	if !ok {
+		return nil
+	}
+	if err := protomarshal.ApplyJSONStrict(string(raw), msg); err != nil {
+		return fmt.Errorf("spec is not a valid %s: %v", s.Kind(), err)
 	}
 	return nil
 }

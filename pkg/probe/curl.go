@@ -5,6 +5,7 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -114,6 +115,9 @@ func ParseCurl(cmd string) (*Request, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("curl command %q: URL has no host", cmd)
 	}
+	if !validHost(u.Hostname()) {
+		return nil, fmt.Errorf("curl command %q: host %q is not a DNS name or an IP address (letters, digits, '-' and '.')", cmd, u.Hostname())
+	}
 	r.Scheme, r.Host, r.Path = u.Scheme, u.Hostname(), u.EscapedPath()
 	if r.Path == "" {
 		r.Path = "/"
@@ -135,6 +139,11 @@ func ParseCurl(cmd string) (*Request, error) {
 	switch {
 	case head && r.Method != "":
 		return nil, fmt.Errorf("curl command %q: -I and -X together", cmd)
+	case head && r.Data != "":
+		return nil, fmt.Errorf("curl command %q: -I and -d together (curl refuses them)", cmd)
+	case r.Data != "" && (r.Method == "GET" || r.Method == "HEAD"):
+		// curl would send that method with a body, which no document means; the usual intent is a POST.
+		return nil, fmt.Errorf("curl command %q: -X %s with -d sends a %s request with a body; drop -X for a POST, or -d for a %s", cmd, r.Method, r.Method, r.Method)
 	case head:
 		r.Method = "HEAD"
 	case r.Method == "" && r.Data != "":
@@ -143,6 +152,28 @@ func ParseCurl(cmd string) (*Request, error) {
 		r.Method = "GET"
 	}
 	return r, nil
+}
+
+// validHost reports whether h is an IP address or an ASCII DNS name, the hosts a ServiceEntry and
+// the stand-in can name (curl would IDN-convert or refuse anything else).
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 tchar+), as a method or header name must be.
@@ -239,7 +270,8 @@ func Args(r *Request, o Options) []string {
 		args = append(args, "-I")
 	} else {
 		args = append(args, "-D", "-")
-		if r.Method != "GET" && !(r.Method == "POST" && r.Data != "") {
+		// Without -X curl sends GET, or POST when there is data: name any other method.
+		if (r.Data == "" && r.Method != "GET") || (r.Data != "" && r.Method != "POST") {
 			args = append(args, "-X", r.Method)
 		}
 	}

@@ -198,7 +198,23 @@ func FuzzParseOutput(f *testing.F) {
 		if obs.ExitCode != code {
 			t.Fatalf("exit code %d, process said %d", obs.ExitCode, code)
 		}
-		_ = obs.Summary()
+		// The body is what curl printed before the write-out, never part of the write-out.
+		if i := strings.LastIndex(stdout, Marker); !strings.Contains(stdout[:i], obs.Body) {
+			t.Fatalf("body %q is not in curl's output before the write-out", obs.Body)
+		}
+		// One observation is at most one kind of result: a status, a reset or a timeout.
+		kinds := 0
+		for _, r := range []outcome.Result{{Kind: outcome.KindStatus, Status: obs.HTTPCode}, {Kind: outcome.KindReset}, {Kind: outcome.KindTimeout}} {
+			if obs.Is(r) {
+				kinds++
+			}
+		}
+		if kinds > 1 {
+			t.Fatalf("%+v reads as %d kinds of result", obs, kinds)
+		}
+		if obs.Summary() == "" {
+			t.Fatalf("%+v has no summary", obs)
+		}
 	})
 }
 
@@ -216,7 +232,74 @@ func FuzzParseCurl(f *testing.F) {
 		if r.Host == "" || (r.Scheme != "http" && r.Scheme != "https") || r.Method == "" {
 			t.Fatalf("accepted incomplete request %+v", r)
 		}
+		// What the probe runs must send the method the document's command sends.
+		if got := methodCurlSends(Args(r, Options{})); got != r.Method {
+			t.Fatalf("%q: parsed method %s, but the probe's curl arguments send %s", cmd, r.Method, got)
+		}
+		// The URL the probe requests parses back to the same target.
+		again, err := ParseCurl("curl '" + strings.ReplaceAll(r.URL, "'", `'\''`) + "'")
+		if err != nil {
+			t.Fatalf("%q: its URL %q does not parse again: %v", cmd, r.URL, err)
+		}
+		if again.Host != r.Host || again.Port != r.Port || again.Scheme != r.Scheme || again.Path != r.Path {
+			t.Fatalf("%q: URL parsed again as %+v, first as %+v", cmd, again, r)
+		}
 	})
+}
+
+// methodCurlSends is the method curl uses for an argument list, by curl's own rules: -I is HEAD,
+// -X names it, data without -X is POST, else GET.
+func methodCurlSends(args []string) string {
+	method, head, data := "", false, false
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "-I", "--head":
+			head = true
+		case "-X", "--request":
+			i++
+			method = args[i]
+		case "-d", "--data", "--data-raw", "--data-binary":
+			i++
+			data = true
+		case "-D", "-H", "-w", "--local-port", "--connect-timeout", "--max-time", "--cacert", "--resolve":
+			i++
+		}
+	}
+	switch {
+	case method != "":
+		return method
+	case head:
+		return "HEAD"
+	case data:
+		return "POST"
+	}
+	return "GET"
+}
+
+// TestMethodAsCurlSendsIt: the probe's arguments send the method the document's command sends,
+// and a GET or HEAD with data (which curl would send with a body) is refused.
+func TestMethodAsCurlSendsIt(t *testing.T) {
+	for _, c := range []struct{ cmd, method string }{
+		{"curl -d a=b http://h/", "POST"},
+		{"curl -X POST -d a=b http://h/", "POST"},
+		{"curl -X PUT -d a=b http://h/", "PUT"},
+		{"curl -X DELETE http://h/", "DELETE"},
+		{"curl -I http://h/", "HEAD"},
+		{"curl http://h/", "GET"},
+	} {
+		r := mustParse(t, c.cmd)
+		if r.Method != c.method {
+			t.Errorf("%s: parsed %s, want %s", c.cmd, r.Method, c.method)
+		}
+		if got := methodCurlSends(Args(r, Options{})); got != c.method {
+			t.Errorf("%s: the probe would send %s, want %s (args %q)", c.cmd, got, c.method, Args(r, Options{}))
+		}
+	}
+	for _, bad := range []string{"curl -X GET -d a=b http://h/", "curl -X HEAD -d a=b http://h/", "curl -I -d a=b http://h/"} {
+		if _, err := ParseCurl(bad); err == nil || !strings.Contains(err.Error(), "-d") {
+			t.Errorf("%s: %v, want an error naming -d", bad, err)
+		}
+	}
 }
 
 // TestParseCurlRejectsWhatCurlWould: ports out of range, headers without a name, methods that are
@@ -231,13 +314,16 @@ func TestParseCurlRejectsWhatCurlWould(t *testing.T) {
 		{"curl -X 'GE T' http://h/", "method"},
 		{"curl -X '' http://h/", "method"},
 		{"curl -o", "needs a value"},
+		{"curl http://\xf2/", "not a DNS name"},
+		{"curl http://a..b/", "not a DNS name"},
+		{"curl 'http://a b/'", "host name"},
 	} {
 		_, err := ParseCurl(c.cmd)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", c.cmd, err, c.want)
 		}
 	}
-	for _, ok := range []string{"curl http://h:65535/", "curl http://h:1/", "curl -H 'X-A: b' http://h/", "curl -H 'X-Empty;' http://h/"} {
+	for _, ok := range []string{"curl http://h:65535/", "curl http://h:1/", "curl -H 'X-A: b' http://h/", "curl -H 'X-Empty;' http://h/", "curl http://10.0.0.1:8080/", "curl http://[::1]/", "curl http://my_host.example.com/"} {
 		if _, err := ParseCurl(ok); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}

@@ -199,21 +199,22 @@ func (b *Backend) adminGet(ns, pod string) envoyadmin.Get {
 
 // istiodHas checks step 1 of Converge against one istiod pod.
 func (b *Backend) istiodHas(ctx context.Context, pod *corev1.Pod, p pending) (bool, string, error) {
-	if len(p.istio) > 0 {
+	if len(p.istio) > 0 || p.translated != nil {
 		out, err := b.istiodDebug(ctx, pod, "/debug/configz")
 		if err != nil {
 			return false, "", err
 		}
-		var entries []configzEntry
-		if err := json.Unmarshal(out, &entries); err != nil {
-			return false, "", fmt.Errorf("istiod /debug/configz: %w", err)
+		have, err := parseConfigz(out)
+		if err != nil {
+			return false, "", err
 		}
-		have := map[string]string{}
-		for _, e := range entries {
-			have[e.Kind+"/"+e.Metadata.Namespace+"/"+e.Metadata.Name] = e.Metadata.ResourceVersion
+		if p.translated != nil {
+			if ok, why := p.translated.arrived(pod.Name, have, p.istio); !ok {
+				return false, why, nil
+			}
 		}
 		for _, c := range p.istio {
-			rv, ok := have[c.ref.Kind+"/"+c.ref.Namespace+"/"+c.ref.Name]
+			rv, ok := have[configzKey(c.ref.Kind, c.ref.Namespace, c.ref.Name)]
 			switch {
 			case c.deleted && ok:
 				return false, fmt.Sprintf("istiod %s still has deleted %s", pod.Name, c.ref), nil

@@ -398,3 +398,47 @@ func TestPendingOnlyIstioKinds(t *testing.T) {
 		t.Errorf("pending %+v", p.istio)
 	}
 }
+
+// TestTranslatedKindWaitsForItsEffect: an ASMEgressTrafficPolicy served by a controller is not
+// istiod's to report, so convergence waits until istiod's store changes apart from the run's own
+// objects and the sentinel, and then reads the same twice.
+func TestTranslatedKindWaitsForItsEffect(t *testing.T) {
+	for group, want := range map[string]bool{
+		"istio.alibabacloud.com": true, "networking.istio.io": false, "security.istio.io": false,
+		"networking.k8s.io": false, "": false, "apps": false, "apiextensions.k8s.io": false,
+	} {
+		if translatedKind(group) != want {
+			t.Errorf("translatedKind(%q) = %v, want %v", group, !want, want)
+		}
+	}
+	own := []istioChange{{ref: objRef{Kind: "ServiceEntry", Namespace: "istio-system", Name: "mine"}, resourceVersion: "9"}}
+	before := configzSnapshot{"Gateway/istio-system/other": "1"}
+	tr := &translation{objects: []objRef{{Kind: "ASMEgressTrafficPolicy", Namespace: "istio-system", Name: "p"}}, before: before}
+	steps := []struct {
+		now  configzSnapshot
+		want bool
+	}{
+		// Only the run's own object and the sentinel changed: not the controller's effect.
+		{configzSnapshot{"Gateway/istio-system/other": "1", "ServiceEntry/istio-system/mine": "9", "ServiceEntry/istio-system/egressconf-sentinel": "3"}, false},
+		// The controller wrote a VirtualService: changed, but not yet read twice.
+		{configzSnapshot{"Gateway/istio-system/other": "1", "VirtualService/istio-system/asm-p": "5"}, false},
+		// And a DestinationRule: still changing.
+		{configzSnapshot{"Gateway/istio-system/other": "1", "VirtualService/istio-system/asm-p": "5", "DestinationRule/istio-system/asm-p": "6"}, false},
+		// The same again: arrived.
+		{configzSnapshot{"Gateway/istio-system/other": "1", "VirtualService/istio-system/asm-p": "5", "DestinationRule/istio-system/asm-p": "6"}, true},
+	}
+	for i, s := range steps {
+		if got, why := tr.arrived("istiod-0", s.now, own); got != s.want {
+			t.Fatalf("read %d: arrived %v (%s), want %v", i, got, why, s.want)
+		}
+	}
+	// A second istiod pod is read on its own: its first read is never "the same twice".
+	if got, _ := tr.arrived("istiod-1", steps[3].now, own); got {
+		t.Error("istiod-1's first read counted as stable")
+	}
+	var p pending
+	p.translated = tr
+	if p.empty() {
+		t.Error("a pending translated object leaves nothing for Converge to wait on")
+	}
+}

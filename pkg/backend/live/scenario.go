@@ -220,6 +220,11 @@ func (b *Backend) Apply(ctx context.Context, m backend.Manifest) error {
 		return nil
 	}
 	for _, o := range m.Objects {
+		if translatedKind(o.GroupVersionKind().Group) {
+			if err := b.noteTranslated(ctx, objRef{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}); err != nil {
+				return fmt.Errorf("%s %s: reading istiod's configuration before the apply: %w", o.GetKind(), o.GetName(), err)
+			}
+		}
 		a, err := b.createOwned(ctx, o)
 		if err != nil {
 			return err
@@ -254,6 +259,11 @@ func (b *Backend) Delete(ctx context.Context, m backend.Manifest) error {
 			ns = "default"
 		}
 		r := objRef{GVR: mp.Resource, Kind: o.GetKind(), Namespace: ns, Name: o.GetName()}
+		if translatedKind(r.GVR.Group) {
+			if err := b.noteTranslated(ctx, r); err != nil {
+				return fmt.Errorf("%s: reading istiod's configuration before the delete: %w", r, err)
+			}
+		}
 		deleted, err := b.deleteOwned(ctx, r)
 		if err != nil {
 			return err
@@ -493,7 +503,9 @@ type pending struct {
 	mesh string
 	// proxies is set when workloads came or went.
 	proxies bool
-	since   time.Time
+	// translated are objects a controller turns into Istio configuration (effect.go).
+	translated *translation
+	since      time.Time
 }
 
 type istioChange struct {
@@ -503,7 +515,9 @@ type istioChange struct {
 	deleted         bool
 }
 
-func (p *pending) empty() bool { return len(p.istio) == 0 && p.mesh == "" && !p.proxies }
+func (p *pending) empty() bool {
+	return len(p.istio) == 0 && p.mesh == "" && !p.proxies && p.translated == nil
+}
 
 // noteIstio records a change of an Istio configuration object (other kinds are not istiod's).
 func (p *pending) noteIstio(r objRef, rv string, deleted bool) {
