@@ -60,6 +60,8 @@ func TestCheckOnTheOfflineBackend(t *testing.T) {
 	}{
 		"MUT-REG-01": {Discriminating, []string{"s1 -apply serviceentry-aliyun.yaml"}},
 		"MUT-LOG-01": {Discriminating, []string{"s1 -apply serviceentry-aliyun.yaml"}},
+		// Not flipped by the step-2 deploy: the mutated run still checks MUT-REG-01, whose log it reads.
+		"MUT-LOG-02": {Discriminating, []string{"s1 -apply serviceentry-aliyun.yaml"}},
 		"MUT-BYP-01": {NotDiscriminating, nil},
 		"MUT-BYP-02": {HoldsRegardless, nil},
 		"MUT-NEW-01": {Discriminating, []string{"s1 -apply serviceentry-aliyun.yaml", "s2 -deploy sleep-late@t1"}},
@@ -114,7 +116,7 @@ func TestCheckOnTheOfflineBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &back); err != nil || back.Counts[NotDiscriminating] != 1 || back.Counts[Discriminating] != 4 {
+	if err := json.Unmarshal(data, &back); err != nil || back.Counts[NotDiscriminating] != 1 || back.Counts[Discriminating] != 5 {
 		t.Errorf("%s: %v, counts %v", JSONFile, err, back.Counts)
 	}
 }
