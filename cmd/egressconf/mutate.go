@@ -64,6 +64,9 @@ func cmdMutate(args []string) error {
 	}
 	c, err := loadCatalog(f.dirs)
 	if err != nil {
+		if len(f.dirs) > 0 {
+			return fmt.Errorf("--catalog: %w", err)
+		}
 		return err
 	}
 	if err := catalog.Validate(c, validateOptions()); err != nil {

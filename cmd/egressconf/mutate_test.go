@@ -39,3 +39,28 @@ func TestMutateCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestMutateRefusesBadInput: a catalog directory that does not exist and an unknown flag are
+// errors naming them, and nothing is written.
+func TestMutateRefusesBadInput(t *testing.T) {
+	reports := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "no-such-catalog")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--catalog", missing}, 1, "--catalog: stat " + missing + ": no such file or directory"},
+		{[]string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"--group", "G99"}, 2, `unknown group "G99"`},
+	} {
+		args := append([]string{"mutate", "--reports", reports}, c.args...)
+		out, err := command(args...).CombinedOutput()
+		if code := exitCode(err); code != c.code || !strings.Contains(string(out), c.want) {
+			t.Errorf("%q: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(reports); len(entries) != 0 {
+		t.Errorf("reports written for bad input: %v", entries)
+	}
+}
