@@ -17,6 +17,7 @@ Usage:
   egressconf render --asm FILE                       the native Istio resources of an ASMEgressTrafficPolicy
   egressconf validate [PATH...]                      check the built-in catalog, or scenario dirs/files
   egressconf run --backend sim|kind|existing [...]   run the suite and write reports/<run>/
+  egressconf mutate [--catalog DIR]... [--group G]   leave out each change, check that verdicts flip (offline)
   egressconf compare RUN_A RUN_B                     per-ID differences of two runs (results.json)
 
 Run "egressconf COMMAND -h" for a command's flags.
@@ -39,6 +40,8 @@ func main() {
 		err = cmdRun(args)
 	case "compare":
 		err = cmdCompare(args)
+	case "mutate":
+		err = cmdMutate(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -184,6 +184,9 @@ func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: one scenario per file; a second YAML document follows", display)
 	}
+	if line := nullField(data, "holdsRegardless"); line > 0 {
+		return nil, fmt.Errorf("%s: line %d: holdsRegardless: the reason is required (a null value reads as no declaration)", display, line)
+	}
 	s.File, s.Dir, s.fsys = display, path.Dir(file), fsys
 	s.lines = lineIndex(data)
 	for si := range s.Spec.Steps {
@@ -203,6 +206,33 @@ func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 		}
 	}
 	return s, nil
+}
+
+// nullField returns the line of the first mapping key named field whose value is null
+// ("field:" with nothing after it), or 0. Decoding cannot tell such a key from an absent one.
+func nullField(data []byte, field string) int {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return 0
+	}
+	var walk func(n *yaml.Node) int
+	walk = func(n *yaml.Node) int {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Value == field && v.ShortTag() == "!!null" {
+					return k.Line
+				}
+			}
+		}
+		for _, c := range n.Content {
+			if line := walk(c); line > 0 {
+				return line
+			}
+		}
+		return 0
+	}
+	return walk(&root)
 }
 
 // yamlError turns go-yaml's messages ("yaml: unmarshal errors:\n  line 12: field foo not found in

@@ -174,8 +174,22 @@ type Expectation struct {
 	// a skipped apply is otherwise skipped with that reason: it would be checked on a mesh the
 	// step did not build.
 	IndependentOf []string `yaml:"independentOf,omitempty"`
-	Note          string   `yaml:"note,omitempty"`
-	Checks        []Check  `yaml:"checks"`
+	// HoldsRegardless declares, with the reason, that the expectation is meant to hold whether or
+	// not the changes before it are made (a baseline, a "still works" check): the mutation check
+	// (pkg/mutate) then does not require its verdict to flip when one of them is left out. Nil
+	// for every other expectation; an empty reason is refused by Validate.
+	HoldsRegardless *string `yaml:"holdsRegardless,omitempty"`
+	Note            string  `yaml:"note,omitempty"`
+	Checks          []Check `yaml:"checks"`
+}
+
+// RegardlessReason returns why the expectation holds regardless of the changes before it, and
+// whether it says so at all.
+func (e *Expectation) RegardlessReason() (string, bool) {
+	if e.HoldsRegardless == nil {
+		return "", false
+	}
+	return *e.HoldsRegardless, true
 }
 
 // IndependentOfFile reports whether the expectation declares it does not depend on the resource

@@ -179,6 +179,9 @@ func Validate(c *Catalog, o ValidateOptions) error {
 				if e.Requires != "" && !oneOf(e.Requires, Capabilities) {
 					add("%s: %s.requires: unknown capability %q", f, ef, e.Requires)
 				}
+				if why, ok := e.RegardlessReason(); ok && strings.TrimSpace(why) == "" {
+					add("%s: %s.holdsRegardless: the reason why the expectation holds regardless of the changes before it is required (or leave the field out)", f, ef)
+				}
 				for i, k := range e.IndependentOf {
 					if !conditional[k] {
 						add("%s: %s.independentOf[%d]: %s is not a file applied with requires (and not deleted) by this or an earlier step", f, ef, i, k)
