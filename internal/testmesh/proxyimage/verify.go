@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/egressconf/egressconf/internal/testmesh/imagebuild"
 )
 
 // ExtractRootfs unpacks the flattened filesystem of the archive's image into dir (created):
@@ -121,7 +123,7 @@ func Verify(ctx context.Context, archive, dir string) ([]Check, error) {
 		for _, c := range cmds {
 			script += "echo '--- " + c + "'\nchroot " + dir + " " + c + "\n"
 		}
-		out, err := run(ctx, "", nil, "unshare", "-n", "-m", "sh", "-c", script)
+		out, err := imagebuild.Run(ctx, "", nil, "unshare", "-n", "-m", "sh", "-c", script)
 		s := strings.TrimSpace(string(out))
 		checks = append(checks, Check{Command: "unshare -n -m, chroot " + dir + ": " + strings.Join(cmds, "; "), Output: s})
 		return s, err
