@@ -32,6 +32,7 @@ type liveFlags struct {
 	istioHub, istioTag, istioPullPolicy  string
 	curlImage, nginxImage, standinImage  string
 	loadArchives                         stringList
+	applyManifests                       stringList
 	loadCommand, internet, networkPolicy string
 	probeMode                            string
 	workDir                              string
@@ -64,6 +65,7 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	fs.StringVar(&f.nginxImage, "nginx-image", "", "image of the nginx fixture (default nginx:1.27.0)")
 	fs.StringVar(&f.standinImage, "standin-image", "", "use this stand-in image as it is (pullable or present); default: build "+standin.DefaultImage+" from source and load it")
 	fs.Var(&f.loadArchives, "load-image-archive", "image archive to load into the cluster before the run (repeatable; kind: through the kind library; existing: with --load-command)")
+	fs.Var(&f.applyManifests, "apply-manifest", "kind: apply this manifest after the cluster is created and the image archives are loaded, and wait until its DaemonSets and Deployments are ready (repeatable; e.g. a NetworkPolicy enforcer; kept with the cluster)")
 	fs.StringVar(&f.loadCommand, "load-command", "", "existing: command that loads an image archive into the cluster's nodes; the archive path replaces {} or is appended (e.g. ../shared/tools/localcluster/load-images.sh)")
 	fs.StringVar(&f.probeMode, "probe", live.ProbeCurl, "curl: run curl in the pods (observed through the data plane); xds: predict each request from the xDS istiod sends the pods' proxies (no Envoy needed)")
 	fs.StringVar(&f.internet, "internet", live.InternetHermetic, "hermetic (the run's stand-in hosts in the cluster) or live (the real sites)")
@@ -226,6 +228,14 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	}
 	for _, a := range f.loadArchives {
 		if err := phase("image load "+a, func() error { return load(ctx, a) }); err != nil {
+			return nil, finish, err
+		}
+	}
+	if len(f.applyManifests) > 0 {
+		if f.backendName != "kind" {
+			return nil, finish, usageError{"--apply-manifest is for --backend kind (a cluster egressconf creates)"}
+		}
+		if err := applyManifests(ctx, cfg, f.applyManifests, t, out); err != nil {
 			return nil, finish, err
 		}
 	}

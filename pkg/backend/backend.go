@@ -59,6 +59,12 @@ type Info struct {
 	Deterministic bool
 	// Capabilities the backend has, e.g. CapNetworkPolicy.
 	Capabilities map[string]bool
+	// CapabilityReasons say why a capability is missing where the backend knows (a NetworkPolicy
+	// self-test that did not block); the runner's skip messages carry them.
+	CapabilityReasons map[string]string
+	// NetworkPolicy says how CapNetworkPolicy was decided: the flag or the enforcing CNI found,
+	// and the self-test's result ("" for backends that do not decide it).
+	NetworkPolicy string
 }
 
 // Capabilities a scenario may require.

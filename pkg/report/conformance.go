@@ -20,13 +20,16 @@ type ConformanceReport struct {
 	Implementation Implementation `json:"implementation"`
 	// Backend and Oracle say what produced the results; only observed-live-data-plane is a
 	// conformance claim about a live mesh.
-	Backend      string            `json:"backend"`
-	Oracle       string            `json:"oracle"`
-	Claim        string            `json:"claim"`
-	IstioVersion string            `json:"istioVersion,omitempty"`
-	MeshVersion  string            `json:"meshVersion,omitempty"`
-	Profiles     []ProfileReport   `json:"profiles"`
-	Summary      ConformanceCounts `json:"summary"`
+	Backend      string `json:"backend"`
+	Oracle       string `json:"oracle"`
+	Claim        string `json:"claim"`
+	IstioVersion string `json:"istioVersion,omitempty"`
+	MeshVersion  string `json:"meshVersion,omitempty"`
+	// NetworkPolicy says how the cluster's NetworkPolicy enforcement was decided (the CNI found,
+	// the self-test's result).
+	NetworkPolicy string            `json:"networkPolicy,omitempty"`
+	Profiles      []ProfileReport   `json:"profiles"`
+	Summary       ConformanceCounts `json:"summary"`
 	// Interrupted is true when the run was stopped before every selected ID ran.
 	Interrupted bool `json:"interrupted"`
 	// Selection names what was run against the whole catalog; only a full selection can be a
@@ -83,6 +86,7 @@ func NewConformanceReport(run *Run) ConformanceReport {
 		Claim:            run.Backend.Oracle.Claim(),
 		IstioVersion:     run.Backend.IstioVersion,
 		MeshVersion:      run.Backend.MeshVersion,
+		NetworkPolicy:    run.Backend.NetworkPolicy,
 		Interrupted:      run.Interrupted,
 		Selection:        run.Selection,
 		Settings:         run.Settings,

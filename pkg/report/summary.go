@@ -47,6 +47,9 @@ func WriteSummary(w io.Writer, run *Run) error {
 		}
 		b.WriteString("\n\n")
 	}
+	if run.Backend.NetworkPolicy != "" {
+		fmt.Fprintf(&b, "NetworkPolicy: %s\n\n", run.Backend.NetworkPolicy)
+	}
 	if len(run.Settings) > 0 {
 		b.WriteString("Settings:")
 		for i, k := range slices.Sorted(maps.Keys(run.Settings)) {

@@ -236,7 +236,7 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 	}
 	for _, res := range st.Apply {
 		if res.Requires != "" && !r.info.Capabilities[res.Requires] {
-			r.missing[res.Requires] = fmt.Sprintf("backend %s lacks capability %q needed by %s", r.info.Name, res.Requires, res.Key())
+			r.missing[res.Requires] = fmt.Sprintf("backend %s lacks capability %q needed by %s%s", r.info.Name, res.Requires, res.Key(), r.capabilityReason(res.Requires))
 			r.notApplied[res.Key()] = notApplied{capability: res.Requires, why: fmt.Sprintf("%s was not applied: backend %s lacks capability %q", res.Key(), r.info.Name, res.Requires)}
 			r.progress("   not applying %s: %s", res.Key(), r.missing[res.Requires])
 			continue
@@ -346,7 +346,7 @@ func (r *Runner) precheck(e *catalog.Expectation) (report.Verdict, string, strin
 		if why, ok := r.missing[e.Requires]; ok {
 			return report.Skip, why, e.Requires
 		}
-		return report.Skip, fmt.Sprintf("backend %s lacks capability %q", r.info.Name, e.Requires), e.Requires
+		return report.Skip, fmt.Sprintf("backend %s lacks capability %q%s", r.info.Name, e.Requires, r.capabilityReason(e.Requires)), e.Requires
 	}
 	for _, c := range e.Checks {
 		ref := c.From
@@ -593,4 +593,12 @@ func appendUnique(xs []string, x string) []string {
 		}
 	}
 	return append(xs, x)
+}
+
+// capabilityReason is ": why" when the backend says why it lacks the capability, else "".
+func (r *Runner) capabilityReason(c string) string {
+	if why := r.info.CapabilityReasons[c]; why != "" {
+		return ": " + why
+	}
+	return ""
 }

@@ -61,15 +61,23 @@ func (b *Backend) detect(ctx context.Context) error {
 		}
 	}
 	caps := map[string]bool{}
+	var netpol string
 	if b.o.NetworkPolicy != nil {
 		caps[backend.CapNetworkPolicy] = *b.o.NetworkPolicy
+		netpol = map[bool]string{true: "--network-policy yes", false: "--network-policy no"}[*b.o.NetworkPolicy]
 	} else {
 		cni, err := b.networkPolicyCNI(ctx)
 		if err != nil {
 			return err
 		}
 		caps[backend.CapNetworkPolicy] = cni != ""
+		if cni != "" {
+			netpol = fmt.Sprintf("auto: enforcing CNI %s (DaemonSet kube-system/%s ready)", cni, cni)
+		} else {
+			netpol = "auto: no NetworkPolicy-enforcing CNI found (no ready DaemonSet in kube-system named " + strings.Join(NetworkPolicyCNIs, ", ") + ")"
+		}
 	}
+	fmt.Fprintf(b.o.Progress, "   NetworkPolicy: %s\n", netpol)
 	if _, err := b.resource(asmGVK); err == nil {
 		caps[backend.CapASMEgressTrafficPolicy] = true
 	}
@@ -80,6 +88,7 @@ func (b *Backend) detect(ctx context.Context) error {
 		b.info.MeshVersion += ", install profile " + b.o.IstioProfile
 	}
 	b.info.Capabilities = caps
+	b.info.NetworkPolicy = netpol
 	b.mu.Unlock()
 	for _, name := range fixtures.GatewayNames() {
 		g, err := b.detectGateway(ctx, fixtures.Gateways[name])

@@ -227,6 +227,9 @@ func (b *Backend) Prepare(ctx context.Context) error {
 	if err := b.phase("detect Istio and egress gateways", func() error { return b.detect(ctx) }); err != nil {
 		return err
 	}
+	if err := b.checkNetworkPolicy(ctx); err != nil {
+		return err
+	}
 	if b.o.Internet == InternetLive {
 		fmt.Fprintf(b.o.Progress, "   internet: live (requests reach the real sites)\n")
 		return nil
