@@ -22,6 +22,8 @@ package live_test
 //	EGRESSCONF_CLUSTER        kind cluster name (egressconf-e2e)
 //	EGRESSCONF_NODE_IMAGE     node image (local/kind-node:v1.34.4; "" for kind's default)
 //	EGRESSCONF_LOAD_ARCHIVES  space-separated image archives to load
+//	EGRESSCONF_APPLY_MANIFESTS  space-separated manifests applied after the cluster's creation
+//	                          (--apply-manifest): the NetworkPolicy enforcer (kube-router's firewall)
 //	EGRESSCONF_ISTIO_FLAGS    extra flags for Istio (charts dir, hub, tag), space-separated
 //	EGRESSCONF_CURL_IMAGE, EGRESSCONF_NGINX_IMAGE
 //	EGRESSCONF_REPORTS        reports directory (reports)
@@ -227,31 +229,40 @@ func readResults(t *testing.T, dir string) *report.Run {
 }
 
 // checkResults asserts what a kind cluster here must show, with every sidecar and gateway running
-// upstream Envoy: every expectation observed through the data plane (DENYNS-04, from a pod without
-// a sidecar, gets the stand-in's 301), none skipped but for NetworkPolicy (the bridge CNI does not
-// enforce it), none failed or errored; the run names the Envoy that ran.
-func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool) {
+// upstream Envoy and kube-router's firewall enforcing NetworkPolicy: every expectation observed
+// through the data plane (DENYNS-04, from a pod without a sidecar, gets the stand-in's 301;
+// DENYNS-05, the same pod under the NetworkPolicy, times out; DENYNS-06, its neighbour with a
+// sidecar, still gets the egress gateway's 403), none skipped, failed or errored; the run names the
+// Envoy that ran and the enforcer its self-test proved. Without an enforcer (enforced false: the
+// local cluster) the two NetworkPolicy expectations must be skipped for the missing capability.
+func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool, enforced bool) {
 	t.Helper()
 	c := run.Counts()
 	t.Logf("%d results: %d passed, %d failed, %d errored, %d skipped; proxy %s", c.Total(), c.Passed, c.Failed, c.Errored, c.Skipped, run.Backend.Proxy)
 	if !strings.Contains(run.Backend.Proxy, "envoy 1.40.0") {
 		t.Errorf("the run names no Envoy 1.40.0 among its proxies: %q", run.Backend.Proxy)
 	}
+	if np := run.Backend.NetworkPolicy; enforced && (!strings.Contains(np, "kube-router") || !strings.Contains(np, "proven to block")) {
+		t.Errorf("the run does not record kube-router's firewall proven by the self-test: NetworkPolicy %q", np)
+	}
 	seen := map[string]bool{}
+	observedPrefix := map[string]string{"DENYNS-04": "301", "DENYNS-05": "timeout", "DENYNS-06": "403"}
 	for _, r := range run.Results {
 		seen[r.ID] = true
 		if r.Oracle != "observed-live-data-plane" {
 			t.Errorf("%s oracle %s", r.ID, r.Oracle)
 		}
 		switch {
-		case r.ID == "DENYNS-04":
-			if r.Verdict != report.Pass || !strings.HasPrefix(r.Observed, "301") {
-				t.Errorf("DENYNS-04: %s %q %s", r.ID, r.Observed, r.Message)
+		case !enforced && (r.ID == "DENYNS-05" || r.ID == "DENYNS-06"):
+			if r.Verdict != report.Skip || r.Capability != "networkpolicy" {
+				t.Errorf("%s without a NetworkPolicy enforcer: %s %q %s; want a skip for capability networkpolicy", r.ID, r.Verdict, r.Observed, r.Message)
+			}
+		case observedPrefix[r.ID] != "":
+			if r.Verdict != report.Pass || !strings.HasPrefix(r.Observed, observedPrefix[r.ID]) {
+				t.Errorf("%s: %s %q %s; want a pass observed as %s", r.ID, r.Verdict, r.Observed, r.Message, observedPrefix[r.ID])
 			}
 		case r.Verdict == report.Skip:
-			if !strings.Contains(r.Message, "networkpolicy") {
-				t.Errorf("%s skipped (%s): every expectation but NetworkPolicy ones must be observed through Envoy", r.ID, r.Message)
-			}
+			t.Errorf("%s skipped (%s): every expectation must be observed through Envoy", r.ID, r.Message)
 		case r.Verdict != report.Pass:
 			t.Errorf("%s: %s %s", r.ID, r.Verdict, r.Message)
 		}
@@ -306,6 +317,9 @@ func (e *e2e) kindCatalog(t *testing.T) {
 	for _, a := range strings.Fields(env("EGRESSCONF_LOAD_ARCHIVES", "")) {
 		args = append(args, "--load-image-archive", a)
 	}
+	for _, m := range strings.Fields(env("EGRESSCONF_APPLY_MANIFESTS", "")) {
+		args = append(args, "--apply-manifest", m)
+	}
 	args = append(args, e.istioFlags()...)
 	out, code, d := e.run(t, "kind-catalog", args...)
 	t.Logf("egressconf run --backend kind (whole catalog): exit %d, wall time %s", code, d.Round(time.Second))
@@ -328,7 +342,7 @@ func (e *e2e) kindCatalog(t *testing.T) {
 		}
 	}
 	run := readResults(t, filepath.Join(e.reports, "e2e-kind-catalog"))
-	e.checkResults(t, run, catalogIDs(t))
+	e.checkResults(t, run, catalogIDs(t), true)
 	if run.Backend.IstioVersion == "" {
 		t.Error("no Istio version in the report")
 	}
@@ -357,7 +371,7 @@ func (e *e2e) existingG1(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-existing-g1")), catalogIDs(t, "G1"))
+	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-existing-g1")), catalogIDs(t, "G1"), true)
 	e.checkRestored(t)
 }
 
@@ -723,7 +737,7 @@ func (e *e2e) localcluster(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-localcluster")), catalogIDs(t, "G1"))
+	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-localcluster")), catalogIDs(t, "G1"), false)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
 		t.Fatal(err)
