@@ -232,6 +232,31 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestCompareCapabilitySkip: an expectation one run skipped for a missing capability and the other
+// observed is listed as not compared, neither agreement nor difference; a skip without a
+// capability against a pass still differs.
+func TestCompareCapabilitySkip(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, res string) string {
+		p := filepath.Join(dir, name+".json")
+		data := `{"id":"` + name + `","backend":{"Name":"x"},"results":[{"id":"DENYNS-01","verdict":"pass","observed":"301"},` + res + `]}`
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sim := write("sim", `{"id":"DENYNS-05","verdict":"skip","observed":"","capability":"networkpolicy"}`)
+	kind := write("kind", `{"id":"DENYNS-05","verdict":"pass","observed":"refused (exit 7)"}`)
+	other := write("other", `{"id":"DENYNS-05","verdict":"skip","observed":""}`)
+	out, err := capture(t, func() error { return cmdCompare([]string{sim, kind}) })
+	if err != nil || !strings.Contains(out, "DENYNS-05    not compared: sim skipped it") || !strings.Contains(out, "1 expectations compared, 0 differ, 1 not compared") {
+		t.Fatalf("%q %v", out, err)
+	}
+	if out, err := capture(t, func() error { return cmdCompare([]string{other, kind}) }); err == nil || !strings.Contains(out, "1 differ") {
+		t.Fatalf("a skip without a capability must differ from a pass: %q %v", out, err)
+	}
+}
+
 // TestCompareEmptyIsAnError: two result sets without results compare nothing; that is an error.
 func TestCompareEmptyIsAnError(t *testing.T) {
 	dir := t.TempDir()

@@ -28,9 +28,9 @@ func (b *Backend) checkNetworkPolicy(ctx context.Context) error {
 	if !has {
 		return nil
 	}
-	var why string
+	var why, how string
 	err := b.phase("NetworkPolicy self-test (a deny-all egress policy must block)", func() (err error) {
-		why, err = b.netpolSelfTest(ctx)
+		why, how, err = b.netpolSelfTest(ctx)
 		return err
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func (b *Backend) checkNetworkPolicy(ctx context.Context) error {
 		b.info.NetworkPolicy += "; " + why
 		return nil
 	}
-	b.info.NetworkPolicy += "; self-test: a deny-all egress policy was proven to block"
+	b.info.NetworkPolicy += "; self-test: a deny-all egress policy was proven to block, the enforcer " + how
 	return nil
 }
 
@@ -64,11 +64,14 @@ func netpolSelfTestNamespace(runID string) string {
 // netpolSelfTest proves that the cluster enforces NetworkPolicy before any expectation relies on
 // it: in a namespace of its own (no sidecars), a curl pod reaches an nginx pod by IP, then an
 // egress policy that denies everything is applied to the curl pod, and the same request must
-// time out, several times in a row. It returns "" when the policy was proven to block, else why
+// fail to connect, several times in a row: timed out (curl exit 28: the enforcer drops, as
+// Calico and Cilium do) or refused (exit 7: the enforcer rejects, as kube-router's firewall does;
+// the same request was answered just before, so nothing else refuses it); how says which. It
+// returns why "" when the policy was proven to block, else why
 // not (the NetworkPolicy expectations are then skipped with that reason); an error is a
 // self-test that could not run at all. Everything it creates carries the run's labels and
 // LabelNetworkPolicySelfTest, and is deleted before it returns.
-func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
+func (b *Backend) netpolSelfTest(ctx context.Context) (why, how string, err error) {
 	ns := netpolSelfTestNamespace(b.o.RunID)
 	labels := b.labels()
 	labels[LabelNetworkPolicySelfTest] = "true"
@@ -87,9 +90,9 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels},
 	}, metav1.CreateOptions{}); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return "", fmt.Errorf("namespace %s exists already (a previous run with run ID %s?): not touching it", ns, b.o.RunID)
+			return "", "", fmt.Errorf("namespace %s exists already (a previous run with run ID %s?): not touching it", ns, b.o.RunID)
 		}
-		return "", fmt.Errorf("namespace %s: %w", ns, err)
+		return "", "", fmt.Errorf("namespace %s: %w", ns, err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.Timeouts.Teardown)
@@ -121,7 +124,7 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 	}
 	for _, p := range []*corev1.Pod{pod("server", o.NginxImage, nil), pod("client", o.CurlImage, []string{"/bin/sleep", "infinity"})} {
 		if _, err := b.cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			return "", fmt.Errorf("pod %s/%s: %w", ns, p.Name, err)
+			return "", "", fmt.Errorf("pod %s/%s: %w", ns, p.Name, err)
 		}
 	}
 	var serverIP string
@@ -140,7 +143,7 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 		}
 		return serverIP != "", nil
 	}); err != nil {
-		return "", fmt.Errorf("self-test pods in %s not ready: %w", ns, err)
+		return "", "", fmt.Errorf("self-test pods in %s not ready: %w", ns, err)
 	}
 	url := "http://" + serverIP + "/"
 	maxTime := b.o.Timeouts.ProbeMax
@@ -162,7 +165,7 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 		last = code
 		return err == nil && code == 0, err
 	}); err != nil {
-		return fmt.Sprintf("NetworkPolicy self-test: the client pod could not reach the server pod %s even without a policy (curl exit %d): %v", url, last, err), nil
+		return fmt.Sprintf("NetworkPolicy self-test: the client pod could not reach the server pod %s even without a policy (curl exit %d): %v", url, last, err), "", nil
 	}
 
 	policy := &networkingv1.NetworkPolicy{
@@ -173,7 +176,7 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 		},
 	}
 	if _, err := b.cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, policy, metav1.CreateOptions{}); err != nil {
-		return "", fmt.Errorf("NetworkPolicy %s/%s: %w", ns, policy.Name, err)
+		return "", "", fmt.Errorf("NetworkPolicy %s/%s: %w", ns, policy.Name, err)
 	}
 	// The enforcer applies a policy asynchronously: poll until the request times out, then it
 	// must keep timing out (three in a row), as a negative expectation must hold.
@@ -185,16 +188,23 @@ func (b *Backend) netpolSelfTest(ctx context.Context) (why string, err error) {
 		if err != nil {
 			return false, err
 		}
+		if code != last {
+			blocked = 0
+		}
 		last = code
-		if code == 28 {
+		if code == 28 || code == 7 {
 			blocked++
 		} else {
 			blocked = 0
 		}
 		return blocked >= inARow, nil
 	}); err != nil {
-		return fmt.Sprintf("NetworkPolicy self-test: a deny-all egress policy did not block the client pod's request to %s within %s (last curl exit %d, %d timeouts in a row): the cluster does not enforce NetworkPolicy", url, b.o.Timeouts.Converge, last, blocked), nil
+		return fmt.Sprintf("NetworkPolicy self-test: a deny-all egress policy did not block the client pod's request to %s within %s (last curl exit %d, %d failed connections in a row; %v): the cluster does not enforce NetworkPolicy", url, b.o.Timeouts.Converge, last, blocked, err), "", nil
 	}
-	fmt.Fprintf(b.o.Progress, "   self-test: deny-all egress policy blocks %s (curl timed out %d times in a row, %s after the policy)\n", url, inARow, since(start))
-	return "", nil
+	how = "drops (curl exit 28, timeout)"
+	if last == 7 {
+		how = "rejects (curl exit 7, refused)"
+	}
+	fmt.Fprintf(b.o.Progress, "   self-test: the deny-all egress policy blocks %s: the enforcer %s, %d times in a row, %s after the policy was created\n", url, how, inARow, since(start))
+	return "", how, nil
 }
