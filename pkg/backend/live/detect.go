@@ -30,9 +30,31 @@ type gatewayState struct {
 	noEnvoy string
 }
 
-// NetworkPolicyCNIs are the DaemonSets (in kube-system) of CNIs known to enforce NetworkPolicy.
-// kind's own kindnet enforces it since kind v0.24.
-var NetworkPolicyCNIs = []string{"kindnet", "calico-node", "cilium", "antrea-agent", "weave-net", "kube-router", "canal"}
+// EnforcingCNI is a NetworkPolicy enforcer --network-policy auto recognises by its DaemonSet.
+type EnforcingCNI struct {
+	// Name is what the run records ("kindnet", "calico", ...).
+	Name string
+	// Namespace and DaemonSet locate its agent.
+	Namespace, DaemonSet string
+}
+
+// NetworkPolicyCNIs are the enforcers --network-policy auto looks for, each by the DaemonSet of
+// its node agent: kind's kindnet (it enforces NetworkPolicy since kind v0.24; an older kindnet
+// does not, which the self-test then finds), Calico (manifest install in kube-system, operator
+// install in calico-system; Canal is Calico's policy engine over flannel), Cilium, Antrea, Weave
+// Net, and kube-router (also the firewall CI's kind cluster runs, internal/testmesh/kuberouter).
+// A DaemonSet counts only with a ready pod; the self-test (netpolcheck.go) then proves that a
+// policy blocks before any expectation relies on it.
+var NetworkPolicyCNIs = []EnforcingCNI{
+	{"kindnet", "kube-system", "kindnet"},
+	{"calico", "kube-system", "calico-node"},
+	{"calico", "calico-system", "calico-node"},
+	{"canal", "kube-system", "canal"},
+	{"cilium", "kube-system", "cilium"},
+	{"antrea", "kube-system", "antrea-agent"},
+	{"weave", "kube-system", "weave-net"},
+	{"kube-router", "kube-system", "kube-router"},
+}
 
 // detect finds istiod and its version, the fixture gateways, and the cluster's capabilities.
 func (b *Backend) detect(ctx context.Context) error {
@@ -61,22 +83,11 @@ func (b *Backend) detect(ctx context.Context) error {
 		}
 	}
 	caps := map[string]bool{}
-	var netpol string
-	if b.o.NetworkPolicy != nil {
-		caps[backend.CapNetworkPolicy] = *b.o.NetworkPolicy
-		netpol = map[bool]string{true: "--network-policy yes", false: "--network-policy no"}[*b.o.NetworkPolicy]
-	} else {
-		cni, err := b.networkPolicyCNI(ctx)
-		if err != nil {
-			return err
-		}
-		caps[backend.CapNetworkPolicy] = cni != ""
-		if cni != "" {
-			netpol = fmt.Sprintf("auto: enforcing CNI %s (DaemonSet kube-system/%s ready)", cni, cni)
-		} else {
-			netpol = "auto: no NetworkPolicy-enforcing CNI found (no ready DaemonSet in kube-system named " + strings.Join(NetworkPolicyCNIs, ", ") + ")"
-		}
+	enforced, netpol, err := b.detectNetworkPolicy(ctx)
+	if err != nil {
+		return err
 	}
+	caps[backend.CapNetworkPolicy] = enforced
 	fmt.Fprintf(b.o.Progress, "   NetworkPolicy: %s\n", netpol)
 	if _, err := b.resource(asmGVK); err == nil {
 		caps[backend.CapASMEgressTrafficPolicy] = true
@@ -107,20 +118,60 @@ func imageTag(image string) string {
 	return "unknown"
 }
 
-// networkPolicyCNI names the NetworkPolicy-enforcing CNI running in kube-system, or "".
-func (b *Backend) networkPolicyCNI(ctx context.Context) (string, error) {
-	ds, err := b.cs.AppsV1().DaemonSets("kube-system").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", fmt.Errorf("DaemonSets of kube-system: %w", err)
+// detectNetworkPolicy decides CapNetworkPolicy before the self-test: --network-policy yes|no as
+// given, or auto: enforced when a known enforcer's agent is ready. how is what the run records
+// (Info.NetworkPolicy): the flag, or the enforcers found, or what was looked for.
+func (b *Backend) detectNetworkPolicy(ctx context.Context) (enforced bool, how string, err error) {
+	if b.o.NetworkPolicy != nil {
+		return *b.o.NetworkPolicy, map[bool]string{true: "--network-policy yes", false: "--network-policy no"}[*b.o.NetworkPolicy], nil
 	}
-	for _, d := range ds.Items {
-		for _, n := range NetworkPolicyCNIs {
-			if d.Name == n && d.Status.NumberReady > 0 {
-				return n, nil
-			}
+	found, err := b.networkPolicyCNIs(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	return len(found) > 0, describeCNIs(found), nil
+}
+
+// foundCNI is an enforcer whose DaemonSet has a ready pod.
+type foundCNI struct {
+	EnforcingCNI
+	ready, desired int32
+}
+
+// networkPolicyCNIs finds the known enforcers with a ready agent, in NetworkPolicyCNIs' order. A
+// namespace that does not exist is no error; a DaemonSet that cannot be read is (naming it).
+func (b *Backend) networkPolicyCNIs(ctx context.Context) ([]foundCNI, error) {
+	var found []foundCNI
+	for _, c := range NetworkPolicyCNIs {
+		d, err := b.cs.AppsV1().DaemonSets(c.Namespace).Get(ctx, c.DaemonSet, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--network-policy auto: DaemonSet %s/%s (%s): %w", c.Namespace, c.DaemonSet, c.Name, err)
+		}
+		if d.Status.NumberReady > 0 {
+			found = append(found, foundCNI{c, d.Status.NumberReady, d.Status.DesiredNumberScheduled})
 		}
 	}
-	return "", nil
+	return found, nil
+}
+
+// describeCNIs is what the run records about --network-policy auto: the enforcers found, each
+// with its DaemonSet and readiness, or which DaemonSets were looked for.
+func describeCNIs(found []foundCNI) string {
+	if len(found) == 0 {
+		var looked []string
+		for _, c := range NetworkPolicyCNIs {
+			looked = append(looked, c.Namespace+"/"+c.DaemonSet)
+		}
+		return "auto: no NetworkPolicy-enforcing CNI found (no DaemonSet with a ready pod among " + strings.Join(looked, ", ") + ")"
+	}
+	var parts []string
+	for _, c := range found {
+		parts = append(parts, fmt.Sprintf("%s (DaemonSet %s/%s, %d/%d ready)", c.Name, c.Namespace, c.DaemonSet, c.ready, c.desired))
+	}
+	return "auto: enforcing CNI " + strings.Join(parts, ", ")
 }
 
 // detectGateway checks the gateway's Service and ready pods (selected by its fixture labels), and
