@@ -231,8 +231,10 @@ func readResults(t *testing.T, dir string) *report.Run {
 // checkResults asserts what a kind cluster here must show, with every sidecar and gateway running
 // upstream Envoy and kube-router's firewall enforcing NetworkPolicy: every expectation observed
 // through the data plane (DENYNS-04, from a pod without a sidecar, gets the stand-in's 301;
-// DENYNS-05, the same pod under the NetworkPolicy, times out; DENYNS-06, its neighbour with a
-// sidecar, still gets the egress gateway's 403), none skipped, failed or errored; the run names the
+// DENYNS-05, the same pod under the NetworkPolicy, is cut off: kube-router's firewall rejects, so
+// curl is refused (exit 7), which the expectation's cniRejects accepts in place of a dropping
+// enforcer's timeout; DENYNS-06, its neighbour with a sidecar, still gets the egress gateway's
+// 403), none skipped, failed or errored; the run names the
 // Envoy that ran and the enforcer its self-test proved. Without an enforcer (enforced false: the
 // local cluster) the two NetworkPolicy expectations must be skipped for the missing capability.
 func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool, enforced bool) {
