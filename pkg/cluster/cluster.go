@@ -99,6 +99,9 @@ func Create(ctx context.Context, name string, opts ...Option) (*Cluster, error) 
 	if name == "" {
 		name = DefaultName
 	}
+	if err := CheckEngine(ctx); err != nil {
+		return nil, err
+	}
 	c := &Cluster{Name: name, provider: newProvider(o.log), log: o.log}
 	exists, err := Exists(name)
 	if err != nil {
