@@ -19,8 +19,17 @@ Usage:
   egressconf run --backend sim|kind|existing [...]   run the suite and write reports/<run>/
   egressconf mutate [--catalog DIR]... [--group G]   leave out each change, check that verdicts flip (offline)
   egressconf compare RUN_A RUN_B                     per-ID differences of two runs (results.json)
+  egressconf version [--json]                        egressconf and the Istio, kind, client-go, Helm modules in it
 
 Run "egressconf COMMAND -h" for a command's flags.
+
+Exit codes:
+  0    nothing failed: PASSED, PARTIAL (a subset, or non-capability skips) or INCONCLUSIVE (nothing passed);
+       only PASSED is full conformance (the reports say which)
+  1    run: FAILED (an expectation failed, erred or did not run; a teardown failed); compare: the runs
+       differ; mutate: an expectation is not discriminating; validate: the catalog is invalid; any error
+  2    bad usage: an unknown command or flag, a flag value refused
+  130  INTERRUPTED (Ctrl-C or SIGTERM): the reports say interrupted and list what did not run
 `
 
 func main() {
@@ -42,6 +51,8 @@ func main() {
 		err = cmdCompare(args)
 	case "mutate":
 		err = cmdMutate(args)
+	case "version":
+		err = cmdVersion(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
