@@ -1,7 +1,9 @@
 // Package imagebuild is the machinery the test mesh's image builders share (internal/testmesh:
 // proxyimage, kuberouter): Debian bookworm packages downloaded with apt-get, checked against apt's
 // index and unpacked with dpkg -x (not installed), commands whose failure carries their output,
-// sha256 checks, cache keys over inputs, and progress lines.
+// sha256 checks, cache keys over inputs, progress lines, and the images themselves: one config
+// (Image), gzipped layers of directories, and the archive with its .json sidecar that the caches
+// are keyed by (archive.go).
 package imagebuild
 
 import (

@@ -12,24 +12,17 @@ package kuberouter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/egressconf/egressconf/internal/testmesh/imagebuild"
-	"github.com/egressconf/egressconf/pkg/image"
 )
 
 const (
@@ -103,27 +96,10 @@ type Result struct {
 }
 
 // Sidecar is the JSON written next to the archive.
-type Sidecar struct {
-	Key     string    `json:"key"`
-	Ref     string    `json:"ref"`
-	Archive string    `json:"archive"`
-	Size    int64     `json:"size"`
-	Built   time.Time `json:"built"`
-	Inputs  []string  `json:"inputs"`
-}
+type Sidecar = imagebuild.Sidecar
 
 // ArchiveName is the archive's file name: kube-router-<tag>-<key[:16]>.tar.
-func ArchiveName(ref, key string) (string, error) {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return "", fmt.Errorf("kuberouter: reference %q: %w", ref, err)
-	}
-	if len(key) < 16 {
-		return "", fmt.Errorf("kuberouter: key %q too short", key)
-	}
-	repo := tag.RepositoryStr()
-	return fmt.Sprintf("%s-%s-%s.tar", repo[strings.LastIndex(repo, "/")+1:], tag.TagStr(), key[:16]), nil
-}
+func ArchiveName(ref, key string) (string, error) { return imagebuild.ArchiveName(ref, key) }
 
 // Build makes the image archive in opts.OutDir, or reuses the one for the same inputs.
 func Build(ctx context.Context, opts Options) (*Result, error) {
@@ -172,21 +148,16 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	binKey := imagebuild.Key([]string{"builder " + BuilderVersion, "module " + Module + "@" + Version,
 		"go " + strings.TrimSpace(string(goVersion)), "ldflags " + ldflags()})
 	inputs := []string{"builder " + BuilderVersion, "ref " + tag.String(), "kube-router " + binKey}
-	for _, d := range debs {
-		inputs = append(inputs, fmt.Sprintf("deb %s=%s %s", d.Name, d.Version, d.SHA256))
-	}
+	inputs = append(inputs, imagebuild.DebInputs(debs)...)
 	key := imagebuild.Key(inputs)
 	archiveName, err := ArchiveName(tag.String(), key)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Archive: filepath.Join(opts.OutDir, archiveName), Key: key, Ref: tag.String(), Inputs: inputs}
-	if fi, err := os.Stat(res.Archive); err == nil && sidecarMatches(res.Archive+".json", key) {
-		res.Reused, res.Size = true, fi.Size()
-		p.Line("cache hit: reusing %s (key %s, %s); no build", res.Archive, key[:16], imagebuild.MiB(fi.Size()))
+	if res.Size, res.Reused = imagebuild.Reusable(p, res.Archive, key); res.Reused {
 		return res, nil
 	}
-	p.Line("cache miss: key %s, building %s", key[:16], res.Archive)
 
 	work, err := os.MkdirTemp(cache, "build-")
 	if err != nil {
@@ -220,35 +191,17 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	err = p.Phase("image", func() (string, error) {
-		var layers []v1.Layer
-		for _, l := range []struct{ dir, file string }{{debRoot, "debian.tar.gz"}, {binRoot, "kube-router.tar.gz"}} {
-			layer, err := image.LayerFromDir(l.dir, filepath.Join(work, l.file), nil)
-			if err != nil {
-				return "", err
-			}
-			layers = append(layers, layer)
+		layers, err := imagebuild.Layers(nil, debRoot, binRoot)
+		if err != nil {
+			return "", err
 		}
 		img, err := Image(layers, map[string]string{LabelDebianPackages: imagebuild.DebVersions(debs), LabelKey: key})
 		if err != nil {
 			return "", err
 		}
-		tmp := res.Archive + ".tmp"
-		if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("kuberouter: write %s: %w", tmp, err)
-		}
-		if err := os.Rename(tmp, res.Archive); err != nil {
-			return "", fmt.Errorf("kuberouter: %w", err)
-		}
-		fi, err := os.Stat(res.Archive)
+		res.Size, err = imagebuild.WriteArchive(res.Archive, tag, img, Sidecar{Key: key, Ref: res.Ref, Inputs: inputs})
 		if err != nil {
-			return "", fmt.Errorf("kuberouter: %w", err)
-		}
-		res.Size = fi.Size()
-		sc, _ := json.MarshalIndent(Sidecar{Key: key, Ref: res.Ref, Archive: archiveName, Size: res.Size,
-			Built: time.Now().UTC().Truncate(time.Second), Inputs: inputs}, "", "  ")
-		if err := os.WriteFile(res.Archive+".json", append(sc, '\n'), 0o644); err != nil {
-			return "", fmt.Errorf("kuberouter: %w", err)
+			return "", err
 		}
 		return fmt.Sprintf("%s (%s, 2 layers)", res.Archive, imagebuild.MiB(res.Size)), nil
 	})
@@ -261,39 +214,16 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 // Image assembles the image: entrypoint BinaryPath, root, and the labels that mark it a
 // test-cluster component with kube-router's version; extra labels are added.
 func Image(layers []v1.Layer, extraLabels map[string]string) (v1.Image, error) {
-	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layers...)
-	if err != nil {
-		return nil, fmt.Errorf("kuberouter: %w", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("kuberouter: %w", err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	labels := map[string]string{
-		LabelTestClusterComponent:         ComponentName,
-		LabelVersion:                      Version,
-		"org.opencontainers.image.title":  "egressconf test-cluster NetworkPolicy enforcer (kube-router " + Version + " firewall only; not for production)",
-		"org.opencontainers.image.source": "https://" + image.Module,
-	}
+	labels := map[string]string{LabelTestClusterComponent: ComponentName, LabelVersion: Version}
 	for k, v := range extraLabels {
 		labels[k] = v
 	}
-	cf.Config = v1.Config{
+	return imagebuild.Image(layers, imagebuild.Config{
 		Entrypoint: []string{BinaryPath},
-		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		WorkingDir: "/",
+		Env:        []string{imagebuild.PathEnv},
+		Title:      "egressconf test-cluster NetworkPolicy enforcer (kube-router " + Version + " firewall only; not for production)",
 		Labels:     labels,
-	}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, fmt.Errorf("kuberouter: %w", err)
-	}
-	return img, nil
+	})
 }
 
 func ldflags() string {
@@ -337,13 +267,4 @@ func stageBinary(bin, root string) error {
 		return fmt.Errorf("kuberouter: %w", err)
 	}
 	return os.Chmod(dst, 0o755)
-}
-
-func sidecarMatches(path, key string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	var sc Sidecar
-	return json.Unmarshal(data, &sc) == nil && sc.Key == key
 }

@@ -13,7 +13,6 @@ package proxyimage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +20,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/egressconf/egressconf/internal/testmesh/imagebuild"
 	"github.com/egressconf/egressconf/pkg/image"
@@ -142,28 +136,10 @@ type Result struct {
 }
 
 // Sidecar is the JSON written next to the archive.
-type Sidecar struct {
-	Key     string    `json:"key"`
-	Ref     string    `json:"ref"`
-	Archive string    `json:"archive"`
-	Size    int64     `json:"size"`
-	Built   time.Time `json:"built"`
-	Inputs  []string  `json:"inputs"`
-}
+type Sidecar = imagebuild.Sidecar
 
 // ArchiveName is the archive's file name for a reference and key: proxyv2-<tag>-<key[:16]>.tar.
-func ArchiveName(ref, key string) (string, error) {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return "", fmt.Errorf("proxyimage: reference %q: %w", ref, err)
-	}
-	repo := tag.RepositoryStr()
-	repo = repo[strings.LastIndex(repo, "/")+1:]
-	if len(key) < 16 {
-		return "", fmt.Errorf("proxyimage: key %q too short", key)
-	}
-	return fmt.Sprintf("%s-%s-%s.tar", repo, tag.TagStr(), key[:16]), nil
-}
+func ArchiveName(ref, key string) (string, error) { return imagebuild.ArchiveName(ref, key) }
 
 // Key is the cache key over the inputs (sorted, so their order does not matter).
 func Key(inputs []string) string { return imagebuild.Key(inputs) }
@@ -260,21 +236,16 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		"pilot-agent " + agentKey,
 		"bootstrap " + imagebuild.SHA256Hex(bootstrap),
 	}
-	for _, d := range debs {
-		inputs = append(inputs, fmt.Sprintf("deb %s=%s %s", d.Name, d.Version, d.SHA256))
-	}
+	inputs = append(inputs, imagebuild.DebInputs(debs)...)
 	key := Key(inputs)
 	archiveName, err := ArchiveName(tag.String(), key)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Archive: filepath.Join(opts.OutDir, archiveName), Key: key, Ref: tag.String(), Inputs: inputs}
-	if fi, err := os.Stat(res.Archive); err == nil && sidecarMatches(res.Archive+".json", key) {
-		res.Reused, res.Size = true, fi.Size()
-		p.Line("cache hit: reusing %s (key %s, %s); no build", res.Archive, key[:16], imagebuild.MiB(fi.Size()))
+	if res.Size, res.Reused = imagebuild.Reusable(p, res.Archive, key); res.Reused {
 		return res, nil
 	}
-	p.Line("cache miss: key %s, building %s", key[:16], res.Archive)
 
 	work, err := os.MkdirTemp(cache, "build-")
 	if err != nil {
@@ -324,13 +295,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	err = p.Phase("image", func() (string, error) {
-		var layers []v1.Layer
-		for _, l := range []struct{ dir, file string }{{debRoot, "debian.tar.gz"}, {istioRoot, "istio.tar.gz"}} {
-			layer, err := image.LayerFromDir(l.dir, filepath.Join(work, l.file), Owner)
-			if err != nil {
-				return "", err
-			}
-			layers = append(layers, layer)
+		layers, err := imagebuild.Layers(Owner, debRoot, istioRoot)
+		if err != nil {
+			return "", err
 		}
 		img, err := Image(layers, map[string]string{
 			LabelIstioVersion:   mod.Version,
@@ -340,23 +307,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return "", err
 		}
-		tmp := res.Archive + ".tmp"
-		if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("proxyimage: write %s: %w", tmp, err)
-		}
-		if err := os.Rename(tmp, res.Archive); err != nil {
-			return "", fmt.Errorf("proxyimage: %w", err)
-		}
-		fi, err := os.Stat(res.Archive)
+		res.Size, err = imagebuild.WriteArchive(res.Archive, tag, img, Sidecar{Key: key, Ref: res.Ref, Inputs: inputs})
 		if err != nil {
-			return "", fmt.Errorf("proxyimage: %w", err)
-		}
-		res.Size = fi.Size()
-		sc, _ := json.MarshalIndent(Sidecar{Key: key, Ref: res.Ref, Archive: archiveName, Size: res.Size,
-			Built: time.Now().UTC().Truncate(time.Second), Inputs: inputs}, "", "  ")
-		if err := os.WriteFile(res.Archive+".json", append(sc, '\n'), 0o644); err != nil {
-			return "", fmt.Errorf("proxyimage: %w", err)
+			return "", err
 		}
 		return fmt.Sprintf("%s (%s, 2 layers)", res.Archive, imagebuild.MiB(res.Size)), nil
 	})
@@ -373,42 +326,16 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 // runAsUser (1337 for istio-proxy, 0 for istio-init) themselves. Labels mark upstream Envoy and
 // EnvoyVersion; extra labels are added.
 func Image(layers []v1.Layer, extraLabels map[string]string) (v1.Image, error) {
-	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layers...)
-	if err != nil {
-		return nil, fmt.Errorf("proxyimage: %w", err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("proxyimage: %w", err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	labels := map[string]string{
-		LabelProxy:                        LabelProxyUpstream,
-		LabelEnvoyVersion:                 EnvoyVersion,
-		"org.opencontainers.image.title":  "egressconf test-mesh proxyv2 (pilot-agent + upstream Envoy " + EnvoyVersion + ")",
-		"org.opencontainers.image.source": "https://" + image.Module,
-	}
+	labels := map[string]string{LabelProxy: LabelProxyUpstream, LabelEnvoyVersion: EnvoyVersion}
 	for k, v := range extraLabels {
 		labels[k] = v
 	}
-	cf.Config = v1.Config{
+	return imagebuild.Image(layers, imagebuild.Config{
 		Entrypoint: []string{AgentPath},
-		Env: []string{
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"ISTIO_META_ISTIO_PROXY_SHA=envoy-" + EnvoyVersion,
-		},
-		WorkingDir: "/",
+		Env:        []string{imagebuild.PathEnv, "ISTIO_META_ISTIO_PROXY_SHA=envoy-" + EnvoyVersion},
+		Title:      "egressconf test-mesh proxyv2 (pilot-agent + upstream Envoy " + EnvoyVersion + ")",
 		Labels:     labels,
-	}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, fmt.Errorf("proxyimage: %w", err)
-	}
-	return img, nil
+	})
 }
 
 // Owner gives istio-proxy (ProxyUID:ProxyGID) the trees the proxy writes to (/var/lib/istio,
@@ -420,15 +347,6 @@ func Owner(name string) (int, int) {
 		}
 	}
 	return 0, 0
-}
-
-func sidecarMatches(path, key string) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	var sc Sidecar
-	return json.Unmarshal(data, &sc) == nil && sc.Key == key
 }
 
 // removeStale deletes archives (and sidecars) of other keys for the same name prefix in dir.

@@ -218,6 +218,18 @@ func writeArchive(t *testing.T, l v1.Layer) string {
 	return p
 }
 
+// The digest is pinned: CI's archive cache is keyed by BuilderVersion, not by this code, so an
+// assembly change must come with a BuilderVersion bump (and a new pin).
+func TestImageDigestPinned(t *testing.T) {
+	img, err := Image(nil, map[string]string{LabelKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := img.Digest(); err != nil || d.String() != "sha256:6170159062f34040835ea25bc99fe4f470e127100aa01f351d8f59d8ee54bd40" {
+		t.Fatalf("image digest %v, %v: the assembly changed; bump BuilderVersion and this pin", d, err)
+	}
+}
+
 func TestImageConfigAndLabels(t *testing.T) {
 	p := writeArchive(t, fakeIstioLayer(t))
 	ok, err := IsUpstreamEnvoyArchive(p)
