@@ -320,11 +320,42 @@ func (b *Backend) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Phase runs f and prints one line to w with the phase's name and duration ("== NAME 1.2s", or
-// "== NAME FAILED after 1.2s: ERROR"). The error is wrapped with the name.
-func Phase(w io.Writer, name string, f func() error) error {
+// PhaseTick is how often Phase says that a phase is still running: often enough that a slow
+// cluster create, image load or Istio install never looks hung, rarely enough not to flood.
+const PhaseTick = 20 * time.Second
+
+// Phase runs f as a provisioning phase: "== NAME …" when it starts, "   … NAME still running
+// (40s)" every PhaseTick while it runs, and "== NAME 12.3s" (or "== NAME FAILED after 1.2s:
+// ERROR") when it ends. The error is wrapped with the name.
+func Phase(w io.Writer, name string, f func() error) error { return PhaseEvery(w, name, PhaseTick, f) }
+
+// PhaseEvery is Phase saying "still running" every interval (none when interval <= 0). The
+// lines come from another goroutine while f runs: if f writes to w too, w must be safe for
+// concurrent use (os.Stdout is).
+func PhaseEvery(w io.Writer, name string, interval time.Duration, f func() error) error {
 	start := time.Now()
+	fmt.Fprintf(w, "== %s …\n", name)
+	done := make(chan struct{})
+	ticking := make(chan struct{})
+	go func() {
+		defer close(ticking)
+		if interval <= 0 {
+			return
+		}
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "   … %s still running (%s)\n", name, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
 	err := f()
+	close(done)
+	<-ticking // no "still running" after the end line
 	if err != nil {
 		fmt.Fprintf(w, "== %s FAILED after %s: %v\n", name, since(start), err)
 		return fmt.Errorf("%s: %w", name, err)

@@ -131,8 +131,15 @@ func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) error {
 			ws = append(ws, w)
 		}
 	}
-	if err := b.deploy(ctx, ws); err != nil {
-		return err
+	if len(ws) > 0 {
+		// A fixture waits for its pods (an image pull can take minutes): a phase says so.
+		refs := make([]string, len(ws))
+		for i, w := range ws {
+			refs[i] = w.Ref()
+		}
+		if err := b.phase(s.Metadata.Group+" fixtures "+strings.Join(refs, ", "), func() error { return b.deploy(ctx, ws) }); err != nil {
+			return err
+		}
 	}
 	return b.Converge(ctx)
 }
