@@ -77,6 +77,14 @@ func cmdRun(args []string) (retErr error) {
 	// a live backend provisioning stops too, and finish cleans the run up and runs the leak check.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Where the reports are is the last line of stdout, after a live backend's cleanup too
+	// (deferred before it, so it runs after it); only once a run has written them.
+	var reportsDir string
+	defer func() {
+		if reportsDir != "" {
+			fmt.Printf("reports: %s\n", reportsDir)
+		}
+	}()
 	var b backend.Backend
 	switch *backendName {
 	case "sim":
@@ -123,6 +131,7 @@ func cmdRun(args []string) (retErr error) {
 	if err != nil {
 		return err
 	}
+	reportsDir = dir
 	cnt := run.Counts()
 	d := report.Decide(run)
 	fmt.Println()
