@@ -58,6 +58,8 @@ func readRun(t *testing.T, dir string) *report.Run {
 
 // TestSIGINTInterruptsSimRun: a real SIGINT to a sim run exits 130, every report says
 // interrupted, and every selected ID has exactly one result, those that did not run as errors.
+// On the terminal the interrupt is one line saying what stops, a few lines of cleanup, the
+// result lines and the reports' directory last: no goroutine stacks (Ginkgo's interrupt report).
 func TestSIGINTInterruptsSimRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the offline backend in a child process")
@@ -68,15 +70,18 @@ func TestSIGINTInterruptsSimRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(stdout)
 	var out strings.Builder
+	var lines []string
 	sent := false
 	for sc.Scan() {
 		line := sc.Text()
+		lines = append(lines, line)
 		out.WriteString(line + "\n")
 		// Interrupt once the second expectation has a result.
 		if !sent && strings.Contains(out.String(), "DENYNS-02") && (strings.HasPrefix(strings.TrimSpace(line), "ok") || strings.Contains(line, "DENYNS-02")) {
@@ -94,6 +99,7 @@ func TestSIGINTInterruptsSimRun(t *testing.T) {
 		t.Fatalf("exit %d, want 130; output:\n%s", code, out.String())
 	}
 	dir := filepath.Join(reports, "sigint")
+	checkInterruptOutput(t, lines, stderr.String(), dir)
 	for _, f := range []string{report.SummaryFile, report.ConformanceFile, report.JUnitFile, report.ResultsFile} {
 		data, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
@@ -126,6 +132,71 @@ func TestSIGINTInterruptsSimRun(t *testing.T) {
 	}
 	if notRun == 0 {
 		t.Error("no ID reported as not run")
+	}
+}
+
+// checkInterruptOutput: one line says what the interrupt stops and which run is cleaned up; at
+// most a few lines (the stopped expectation, its teardown, the not-run summary) separate it
+// from the result lines; no goroutine stack anywhere; the reports' directory is the last line.
+func checkInterruptOutput(t *testing.T, stdout []string, stderr, dir string) {
+	t.Helper()
+	all := strings.Join(stdout, "\n") + "\n" + stderr
+	if strings.Contains(all, "goroutine ") {
+		t.Errorf("goroutine stacks in the output:\n%s", all)
+	}
+	note, results := -1, -1
+	for i, l := range stdout {
+		if strings.HasPrefix(l, "egressconf: interrupted: stopping ") && strings.Contains(l, "cleaning up run sigint") {
+			if note >= 0 {
+				t.Errorf("a second interrupt line: %q", l)
+			}
+			note = i
+		}
+		if strings.HasPrefix(l, "wall time: ") && results < 0 {
+			results = i
+		}
+	}
+	if note < 0 || results < note {
+		t.Fatalf("no interrupt line before the results (lines %d, %d):\n%s", note, results, all)
+	}
+	// The stopped expectation's result, its scenario's teardown, the not-run line, a blank line;
+	// the check racing the interrupt may add its own step line.
+	if between := stdout[note+1 : results]; len(between) > 6 {
+		t.Errorf("%d lines between the interrupt line and the results, want a few:\n%s", len(between), strings.Join(between, "\n"))
+	}
+	if last := stdout[len(stdout)-1]; last != "reports: "+dir {
+		t.Errorf("last line %q, want %q", last, "reports: "+dir)
+	}
+}
+
+// TestRunLastLineIsReports: a passing and a failing run end with the reports' directory.
+func TestRunLastLineIsReports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the offline backend in a child process")
+	}
+	failing := brokenCopy(t, "g01-deny-namespace", "scenario.yaml", func(s string) string {
+		return strings.Replace(s, "result: 403", "result: 200", 1)
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"partial", []string{"--id", "DENYNS-01"}, 0},
+		{"failed", []string{"--catalog", failing}, 1},
+	} {
+		reports := t.TempDir()
+		cmd := command(append([]string{"run", "--backend", "sim", "--reports", reports, "--run-id", tc.name}, tc.args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if code := exitCode(err); code != tc.code {
+			t.Fatalf("%s: exit %d, want %d:\n%s%s", tc.name, code, tc.code, out, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if want := "reports: " + filepath.Join(reports, tc.name); lines[len(lines)-1] != want {
+			t.Errorf("%s: last line %q, want %q", tc.name, lines[len(lines)-1], want)
+		}
 	}
 }
 

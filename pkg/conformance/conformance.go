@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/formatter"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -45,7 +46,8 @@ type Options struct {
 	Transform func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
 	// Measure, if set, adds measurements to the run after the suite (wall time is always recorded).
 	Measure func(run *report.Run)
-	// GinkgoVerbose streams Ginkgo's spec-by-spec output.
+	// GinkgoVerbose streams Ginkgo's spec-by-spec output (with Ginkgo's own report of an
+	// interrupt: every goroutine's stack); otherwise it goes to GinkgoOutputFile.
 	GinkgoVerbose bool
 	// Context, when it ends (SIGINT, a cancelled run), interrupts the run: the running
 	// expectation stops, later ones are reported as not run, teardowns still run. Nil never ends.
@@ -168,6 +170,18 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
+// GinkgoOutputFile, in the report directory, holds Ginkgo's console output (unless
+// Options.GinkgoVerbose streams it), with its report of an interrupt.
+const GinkgoOutputFile = "ginkgo-output.txt"
+
+// abbreviate lists the first n of ids and how many more there are.
+func abbreviate(ids []string, n int) string {
+	if len(ids) <= n {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ids[:n], ", "), len(ids)-n)
+}
+
 // failT adapts Ginkgo's testing interface outside `go test`.
 type failT struct{ failed bool }
 
@@ -252,7 +266,35 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 		t = &failT{}
 		gomega.RegisterFailHandler(ginkgo.Fail)
 	}
+	// RunSpecs always installs Ginkgo's own SIGINT/SIGTERM handler, whose report of an interrupt
+	// holds every goroutine's stack (about 1000 lines). The runner already prints every step and
+	// result, so unless GinkgoVerbose, Ginkgo's console output goes to a file of the run, where
+	// that report stays available for debugging a hang.
+	console := formatter.ColorableStdOut
+	if !o.GinkgoVerbose {
+		f, err := os.Create(filepath.Join(dir, GinkgoOutputFile))
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close()
+		formatter.ColorableStdOut = f
+		reporterConfig.NoColor = true
+	}
+	// One line says what an interrupt stops and that cleanup follows (the teardowns and the
+	// reports take a moment on a live cluster).
+	stopNote := func() bool { return false }
+	if o.Progress != nil {
+		stopNote = context.AfterFunc(ctx, func() {
+			what := "the run"
+			if sp := ginkgo.CurrentSpecReport(); sp.LeafNodeType == types.NodeTypeIt && sp.LeafNodeText != "" {
+				what, _, _ = strings.Cut(sp.LeafNodeText, " ")
+			}
+			fmt.Fprintf(o.Progress, "egressconf: interrupted: stopping %s, cleaning up run %s (teardowns, then the reports)\n", what, o.RunID)
+		})
+	}
 	ginkgo.RunSpecs(t, "egressconf "+o.RunID, suiteConfig, reporterConfig)
+	stopNote()
+	formatter.ColorableStdOut = console
 
 	interrupted := ctx.Err() != nil
 	for _, why := range suiteReport.SpecialSuiteFailureReasons {
@@ -285,6 +327,7 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	for _, id := range selection.SelectedIDs {
 		want[id] = true
 	}
+	var notReached []string
 	for _, sc := range c.Scenarios {
 		for si := range sc.Spec.Steps {
 			st := &sc.Spec.Steps[si]
@@ -298,11 +341,17 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 				case specFailure[e.ID] != "":
 					why = "its spec ended without a result: " + specFailure[e.ID]
 				case interrupted:
-					why = "the run was interrupted before it"
+					// One line for all of them: an interrupt early in a run leaves dozens.
+					r.RecordNotRun(sc, st, e, "the run was interrupted before it")
+					notReached = append(notReached, e.ID)
+					continue
 				}
 				r.NotRun(sc, st, e, why)
 			}
 		}
+	}
+	if len(notReached) > 0 && o.Progress != nil {
+		fmt.Fprintf(o.Progress, "   NOT RUN %d expectations: the run was interrupted before them (%s)\n", len(notReached), abbreviate(notReached, 6))
 	}
 
 	// Ginkgo shuffles top-level containers; reports follow the catalog's order.

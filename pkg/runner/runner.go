@@ -131,10 +131,17 @@ func (r *Runner) baseResult(s *catalog.Scenario, st *catalog.Step, e *catalog.Ex
 // NotRun records an error result for an expectation that never ran (the run was interrupted
 // before it, or its spec ended without a result); why says which. It is never a pass.
 func (r *Runner) NotRun(s *catalog.Scenario, st *catalog.Step, e *catalog.Expectation, why string) report.Result {
+	res := r.RecordNotRun(s, st, e, why)
+	r.progress("   NOT RUN %-12s %s", e.ID, why)
+	return res
+}
+
+// RecordNotRun is NotRun without the progress line, for a caller that prints one line for many
+// (an interrupted run's remaining expectations).
+func (r *Runner) RecordNotRun(s *catalog.Scenario, st *catalog.Step, e *catalog.Expectation, why string) report.Result {
 	res := r.baseResult(s, st, e)
 	res.Verdict, res.NotRun, res.Message, res.Observed = report.Error, true, "not run: "+why, "not run"
 	r.record(res)
-	r.progress("   NOT RUN %-12s %s", e.ID, why)
 	return res
 }
 
