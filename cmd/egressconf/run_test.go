@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,10 +160,26 @@ func checkInterruptOutput(t *testing.T, stdout []string, stderr, dir string) {
 	if note < 0 || results < note {
 		t.Fatalf("no interrupt line before the results (lines %d, %d):\n%s", note, results, all)
 	}
-	// The stopped expectation's result, its scenario's teardown, the not-run line, a blank line;
-	// the check racing the interrupt may add its own step line.
-	if between := stdout[note+1 : results]; len(between) > 6 {
-		t.Errorf("%d lines between the interrupt line and the results, want a few:\n%s", len(between), strings.Join(between, "\n"))
+	// Between it and the results: the stopped expectation's steps and result, its scenario's
+	// teardown, one line for every expectation not run, a blank line. Nothing else, whenever the
+	// signal lands.
+	between := stdout[note+1 : results]
+	resultLine := regexp.MustCompile(`^   (ok|skip|FAIL|ERROR) `)
+	cleanup := regexp.MustCompile(`^(   (step |setup|teardown).*)?$`)
+	nResults, nNotRun := 0, 0
+	for _, l := range between {
+		switch {
+		case resultLine.MatchString(l):
+			nResults++
+		case regexp.MustCompile(`^   NOT RUN [0-9]+ expectations: the run was interrupted before them \(`).MatchString(l):
+			nNotRun++
+		case !cleanup.MatchString(l):
+			t.Errorf("unexpected line after the interrupt: %q", l)
+		}
+	}
+	if nResults > 1 || nNotRun != 1 || len(between) > 12 {
+		t.Errorf("%d lines, %d results, %d not-run lines between the interrupt line and the results; want a few, at most 1, exactly 1:\n%s",
+			len(between), nResults, nNotRun, strings.Join(between, "\n"))
 	}
 	if last := stdout[len(stdout)-1]; last != "reports: "+dir {
 		t.Errorf("last line %q, want %q", last, "reports: "+dir)
