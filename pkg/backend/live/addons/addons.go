@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/egressconf/egressconf/internal/poll"
 )
 
 // FieldManager is the server-side apply field manager of the objects.
@@ -145,7 +147,8 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o Options) erro
 		}
 		start := time.Now()
 		var last string
-		err := poll(ctx, o.Poll, func() (bool, error) {
+		// An error (the object not found yet, the API server busy) is retried until the bound.
+		err := poll.Retrying(ctx, o.Poll, 0, func(ctx context.Context) (bool, error) {
 			var ok bool
 			var err error
 			ok, last, err = ready(ctx, cs, ob)
@@ -200,26 +203,6 @@ func deploymentReady(d *appsv1.Deployment) (bool, string, error) {
 	s := d.Status
 	msg := fmt.Sprintf("%d/%d replicas ready, %d updated", s.ReadyReplicas, want, s.UpdatedReplicas)
 	return s.ObservedGeneration >= d.Generation && s.ReadyReplicas == want && s.UpdatedReplicas == want, msg, nil
-}
-
-func poll(ctx context.Context, every time.Duration, cond func() (bool, error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		// An error (the object not found yet, the API server busy) is retried until the bound.
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 // Summary is a one-line description of the objects: "kube-router.yaml: 4 objects (DaemonSet kube-system/kube-router, ...)".
