@@ -47,6 +47,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/internal/poll"
 )
 
 // DefaultVersion is the Istio release installed when no version is given: the release of the
@@ -343,7 +344,7 @@ func (o *Options) actionConfig(cfg *rest.Config, ns string) (*action.Configurati
 func WaitDeployment(ctx context.Context, cs kubernetes.Interface, ns, name string, timeout time.Duration) error {
 	var last string
 	var sel string
-	err := poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -401,7 +402,7 @@ func podTrouble(ctx context.Context, cs kubernetes.Interface, ns, sel string) st
 // that fixture pods created next are injected.
 func waitInjector(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
 	var last string
-	err := poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+	err := poll.Until(ctx, pollInterval, timeout, func(ctx context.Context) (bool, error) {
 		list, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "app=sidecar-injector"})
 		if err != nil {
 			last = err.Error()
@@ -431,26 +432,8 @@ func injectorReady(items []admissionregistrationv1.MutatingWebhookConfiguration,
 	return true
 }
 
-func poll(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		ok, err := cond(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
+// pollInterval is how often the install's waits look again.
+const pollInterval = 500 * time.Millisecond
 
 func nsExists(ctx context.Context, cs kubernetes.Interface, ns string) (bool, error) {
 	_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})

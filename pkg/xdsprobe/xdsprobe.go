@@ -19,10 +19,11 @@ import (
 	"sync"
 	"time"
 
+	networkingapi "istio.io/api/networking/v1alpha3"
+	networkingclient "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
@@ -61,26 +62,24 @@ func SentinelVirtualHost(gen int) string {
 
 var sentinelCluster = regexp.MustCompile(`^outbound\|1\|\|g([0-9]+)\.sentinel\.egressconf\.invalid$`)
 
-// Sentinel is the sentinel ServiceEntry of generation gen, with the given labels.
-func Sentinel(gen int, objLabels map[string]string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1",
-		"kind":       "ServiceEntry",
-		"metadata":   map[string]any{"name": SentinelName, "namespace": SentinelNamespace},
-		"spec": map[string]any{
-			"hosts":      []any{"g" + strconv.Itoa(gen) + sentinelDomain},
-			"exportTo":   []any{"*"},
-			"location":   "MESH_EXTERNAL",
-			"resolution": "STATIC",
-			"ports": []any{
-				map[string]any{"number": int64(1), "name": "tcp-sentinel", "protocol": "TCP"},
-				map[string]any{"number": int64(SentinelHTTPPort), "name": "http-sentinel", "protocol": "HTTP"},
+// Sentinel is the sentinel ServiceEntry of generation gen, with the given labels, as istio.io/client-go's
+// typed object (the live backend writes it through Istio's typed clientset).
+func Sentinel(gen int, objLabels map[string]string) *networkingclient.ServiceEntry {
+	return &networkingclient.ServiceEntry{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "ServiceEntry"},
+		ObjectMeta: metav1.ObjectMeta{Name: SentinelName, Namespace: SentinelNamespace, Labels: objLabels},
+		Spec: networkingapi.ServiceEntry{
+			Hosts:      []string{SentinelHost(gen)},
+			ExportTo:   []string{"*"},
+			Location:   networkingapi.ServiceEntry_MESH_EXTERNAL,
+			Resolution: networkingapi.ServiceEntry_STATIC,
+			Ports: []*networkingapi.ServicePort{
+				{Number: 1, Name: "tcp-sentinel", Protocol: "TCP"},
+				{Number: SentinelHTTPPort, Name: "http-sentinel", Protocol: "HTTP"},
 			},
-			"endpoints": []any{map[string]any{"address": "192.0.2.1"}},
+			Endpoints: []*networkingapi.WorkloadEntry{{Address: "192.0.2.1"}},
 		},
-	}}
-	u.SetLabels(objLabels)
-	return u
+	}
 }
 
 // sentinelGen reads the sentinel generation a proxy's configuration carries (-1: none).

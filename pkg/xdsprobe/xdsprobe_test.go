@@ -2,6 +2,7 @@ package xdsprobe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -156,7 +158,7 @@ func TestSentinelConvergence(t *testing.T) {
 	}
 	create := func(gen int) {
 		u := Sentinel(gen, nil)
-		se := &networking.ServiceEntry{Hosts: []string{u.Object["spec"].(map[string]any)["hosts"].([]any)[0].(string)}, ExportTo: []string{"*"},
+		se := &networking.ServiceEntry{Hosts: []string{u.Spec.Hosts[0]}, ExportTo: []string{"*"},
 			Location: networking.ServiceEntry_MESH_EXTERNAL, Resolution: networking.ServiceEntry_STATIC,
 			Ports: []*networking.ServicePort{{Number: 1, Name: "tcp-sentinel", Protocol: "TCP"}}, Endpoints: []*networking.WorkloadEntry{{Address: "192.0.2.1"}}}
 		cfg := config.Config{Meta: config.Meta{GroupVersionKind: gvk.ServiceEntry, Name: SentinelName, Namespace: SentinelNamespace}, Spec: se}
@@ -193,8 +195,25 @@ func TestSentinelConvergence(t *testing.T) {
 }
 
 func TestSentinelIsValidIstioConfig(t *testing.T) {
-	if err := istiovalidate.Object(Sentinel(3, map[string]string{"app.kubernetes.io/managed-by": "egressconf"})); err != nil {
+	// Validated as the JSON the typed clientset sends, strictly as istiod's webhook reads it.
+	raw, err := json.Marshal(Sentinel(3, map[string]string{"app.kubernetes.io/managed-by": "egressconf"}))
+	if err != nil {
 		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := istiovalidate.Object(u); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedSlice(u.Object, "spec", "ports"); len(got) != 2 || u.GetName() != SentinelName || u.GetNamespace() != SentinelNamespace ||
+		u.GetLabels()["app.kubernetes.io/managed-by"] != "egressconf" {
+		t.Fatalf("sentinel as sent: %s", raw)
+	}
+	// Enums go out as names (MESH_EXTERNAL, the zero value, is omitted and is the default).
+	if res, _, _ := unstructured.NestedString(u.Object, "spec", "resolution"); res != "STATIC" {
+		t.Fatalf("resolution %q in %s", res, raw)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -99,6 +100,8 @@ type Backend struct {
 	cfg *rest.Config
 	cs  kubernetes.Interface
 	dyn dynamic.Interface
+	// istio is Istio's typed clientset, for the objects the backend writes itself (the sentinel).
+	istio istioclient.Interface
 	// quietDyn lists every resource type for the leak check, without the API server's deprecation
 	// warnings (v1 ComponentStatus, v1 Endpoints) on the output.
 	quietDyn dynamic.Interface
@@ -181,6 +184,10 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	ic, err := istioclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	qcfg := rest.CopyConfig(cfg)
 	qcfg.WarningHandler = rest.NoWarnings{}
 	quiet, err := dynamic.NewForConfig(qcfg)
@@ -193,7 +200,7 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 	}
 	disc := memory.NewMemCacheClient(dc)
 	b := &Backend{
-		o: o, cfg: cfg, cs: cs, dyn: dyn, quietDyn: quiet, disc: disc,
+		o: o, cfg: cfg, cs: cs, dyn: dyn, istio: ic, quietDyn: quiet, disc: disc,
 		mapper:   restmapper.NewDeferredDiscoveryRESTMapper(disc),
 		gateways: map[string]*gatewayState{},
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +54,7 @@ func testBackend(t *testing.T, dynObjs []runtime.Object, typed ...runtime.Object
 	cs := k8sfake.NewSimpleClientset(typed...)
 	return &Backend{
 		o:  Options{Name: "existing", RunID: "run-1", Timeouts: fastTimeouts(), Progress: io.Discard},
-		cs: cs, dyn: dyn, mapper: mapper, disc: memory.NewMemCacheClient(cs.Discovery()),
+		cs: cs, dyn: dyn, istio: istiofake.NewSimpleClientset(), mapper: mapper, disc: memory.NewMemCacheClient(cs.Discovery()),
 		gateways: map[string]*gatewayState{},
 		info:     backend.Info{Name: "existing", Oracle: backend.OracleLiveDataPlane},
 	}

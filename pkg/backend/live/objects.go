@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/internal/poll"
 )
 
 // objRef names an object the run created.
@@ -59,6 +60,17 @@ func (e *OwnershipError) Error() string {
 // ours reports whether an object carries this run's label.
 func (b *Backend) ours(obj metav1.Object) bool {
 	return obj.GetLabels()[fixtures.LabelRun] == b.o.RunID
+}
+
+// foreign is the refusal to touch cur, an existing object r that this run did not create (an
+// *OwnershipError), or nil when it is this run's. Every write path (dynamic and typed) asks it.
+func (b *Backend) foreign(r objRef, cur metav1.Object) error {
+	if b.ours(cur) {
+		return nil
+	}
+	cl := cur.GetLabels()
+	return &OwnershipError{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+		ManagedBy: cl[fixtures.LabelManagedBy], Run: cl[fixtures.LabelRun], RunID: b.o.RunID}
 }
 
 // toUnstructured converts a typed object (TypeMeta set) to unstructured.
@@ -143,10 +155,8 @@ func (b *Backend) createOwned(ctx context.Context, in *unstructured.Unstructured
 		if err != nil {
 			return applied{}, fmt.Errorf("get %s: %w", ref, err)
 		}
-		if !b.ours(cur) {
-			cl := cur.GetLabels()
-			return applied{}, &OwnershipError{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name,
-				ManagedBy: cl[fixtures.LabelManagedBy], Run: cl[fixtures.LabelRun], RunID: b.o.RunID}
+		if err := b.foreign(ref, cur); err != nil {
+			return applied{}, err
 		}
 		obj.SetResourceVersion(cur.GetResourceVersion())
 		if ref.Kind == "Service" {
@@ -183,9 +193,8 @@ func (b *Backend) deleteOwned(ctx context.Context, r objRef) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("get %s: %w", r, err)
 	}
-	if !b.ours(cur) {
-		cl := cur.GetLabels()
-		return false, &OwnershipError{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, ManagedBy: cl[fixtures.LabelManagedBy], Run: cl[fixtures.LabelRun], RunID: b.o.RunID}
+	if err := b.foreign(r, cur); err != nil {
+		return false, err
 	}
 	if cur.GetDeletionTimestamp() != nil {
 		return true, nil
@@ -245,32 +254,10 @@ func (b *Backend) waitNamespacesGone(ctx context.Context, namespaces []string) e
 	return nil
 }
 
-// poll runs cond every Timeouts.Poll until it is true, returns an error, or timeout passes.
+// poll runs cond at once and then every Timeouts.Poll until it is true, returns an error, or
+// timeout passes ("not after <timeout>"); timeout 0 leaves only ctx to bound it.
 func (b *Backend) poll(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	t := time.NewTicker(b.o.Timeouts.Poll)
-	defer t.Stop()
-	for {
-		ok, err := cond(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("not after %s", timeout)
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return poll.Until(ctx, b.o.Timeouts.Poll, timeout, cond)
 }
 
 // rvAtLeast reports whether resource version got is want or newer. Kubernetes resource versions

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/egressconf/egressconf/fixtures"
@@ -78,16 +81,79 @@ func (b *Backend) xdsConverge(ctx context.Context) error {
 func (b *Backend) bumpSentinel(ctx context.Context) (int, error) {
 	if b.sentinelGen == 0 {
 		b.AddCleanup("sentinel", func(ctx context.Context) error {
-			s := xdsprobe.Sentinel(0, nil)
-			_, err := b.deleteOwned(ctx, objRef{GVR: sentinelGVR, Kind: "ServiceEntry", Namespace: s.GetNamespace(), Name: s.GetName()})
+			_, err := b.deleteSentinel(ctx)
 			return err
 		})
 	}
 	b.sentinelGen++
-	if _, err := b.createOwned(ctx, xdsprobe.Sentinel(b.sentinelGen, nil)); err != nil {
+	if err := b.applySentinel(ctx, xdsprobe.Sentinel(b.sentinelGen, b.labels())); err != nil {
 		return 0, fmt.Errorf("sentinel: %w", err)
 	}
 	return b.sentinelGen, nil
+}
+
+// sentinelRef names the sentinel in messages and ownership errors.
+var sentinelRef = objRef{GVR: sentinelGVR, Kind: "ServiceEntry", Namespace: xdsprobe.SentinelNamespace, Name: xdsprobe.SentinelName}
+
+// applySentinel creates the sentinel, or updates it when it exists and is this run's, through
+// Istio's typed clientset; an existing sentinel without this run's label is an *OwnershipError,
+// never overwritten (as createOwned does for the catalog's objects).
+func (b *Backend) applySentinel(ctx context.Context, want *networkingv1.ServiceEntry) error {
+	c := b.istio.NetworkingV1().ServiceEntries(want.Namespace)
+	for attempt := 0; ; attempt++ {
+		cur, err := c.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err := c.Create(ctx, want, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("create %s: %w", sentinelRef, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get %s: %w", sentinelRef, err)
+		}
+		if err := b.foreign(sentinelRef, cur); err != nil {
+			return err
+		}
+		next := want.DeepCopy()
+		next.ResourceVersion = cur.ResourceVersion
+		_, err = c.Update(ctx, next, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update %s: %w", sentinelRef, err)
+		}
+		return nil
+	}
+}
+
+// deleteSentinel deletes the sentinel if it is this run's; missing is fine; another owner's is
+// refused. It returns whether something was deleted.
+func (b *Backend) deleteSentinel(ctx context.Context) (bool, error) {
+	c := b.istio.NetworkingV1().ServiceEntries(sentinelRef.Namespace)
+	cur, err := c.Get(ctx, sentinelRef.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", sentinelRef, err)
+	}
+	if err := b.foreign(sentinelRef, cur); err != nil {
+		return false, err
+	}
+	if cur.DeletionTimestamp != nil {
+		return true, nil
+	}
+	bg := metav1.DeletePropagationBackground
+	err = c.Delete(ctx, sentinelRef.Name, metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: ptr(cur.UID)}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("delete %s: %w", sentinelRef, err)
+	}
+	return true, nil
 }
 
 // xdsProbe predicts the request from the workload's pod.

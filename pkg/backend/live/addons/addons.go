@@ -5,9 +5,7 @@
 package addons
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,14 +16,19 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/e2e-framework/klient/decoder"
+	"sigs.k8s.io/e2e-framework/klient/k8s"
+	"sigs.k8s.io/e2e-framework/klient/k8s/resources"
+	"sigs.k8s.io/e2e-framework/klient/wait/conditions"
+
+	"github.com/egressconf/egressconf/internal/poll"
 )
 
 // FieldManager is the server-side apply field manager of the objects.
@@ -46,39 +49,65 @@ func (o Object) Ref() string {
 	return fmt.Sprintf("%s %s (%s)", o.Obj.GetKind(), n, o.File)
 }
 
-// Load reads the manifest files' objects (multi-document YAML or JSON). A document without
-// apiVersion, kind or metadata.name is an error naming the file and the document's position.
+// Load reads the manifest files' objects (multi-document YAML or JSON) with e2e-framework's
+// decoder. A document without kind (only comments, or empty) is skipped, as the decoder does; one
+// that does not decode, or lacks apiVersion or metadata.name, is an error naming the file and the
+// object's position among the file's objects.
 func Load(files []string) ([]Object, error) {
 	var objs []Object
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		fh, err := os.Open(f)
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", f, err)
 		}
-		dec := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for i := 1; ; i++ {
-			var m map[string]any
-			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("manifest %s: document %d: %w", f, i, err)
+		// n counts the file's objects; refused says the handler, not the decoder, stopped at object n.
+		n, refused := 0, false
+		err = decoder.DecodeEach(context.Background(), fh, func(_ context.Context, o k8s.Object) error {
+			n++
+			u, err := toUnstructured(o)
+			if err == nil && u.GetName() == "" {
+				err = fmt.Errorf("%s: no metadata.name", u.GetKind())
 			}
-			if len(m) == 0 {
-				continue
-			}
-			u := &unstructured.Unstructured{Object: m}
-			switch {
-			case u.GetAPIVersion() == "":
-				return nil, fmt.Errorf("manifest %s: document %d: no apiVersion", f, i)
-			case u.GetKind() == "":
-				return nil, fmt.Errorf("manifest %s: document %d: no kind", f, i)
-			case u.GetName() == "":
-				return nil, fmt.Errorf("manifest %s: document %d (%s): no metadata.name", f, i, u.GetKind())
+			if err != nil {
+				refused = true
+				return err
 			}
 			objs = append(objs, Object{File: f, Obj: u})
+			return nil
+		})
+		fh.Close()
+		if err != nil {
+			if !refused {
+				n++ // the decoder failed on the object after the last one it gave
+			}
+			return nil, fmt.Errorf("manifest %s: object %d: %w", f, n, err)
+		}
+		if n == 0 {
+			// Nothing to apply is a mistake (an empty file, or documents without kind, which
+			// the decoder skips), not a silent no-op.
+			return nil, fmt.Errorf("manifest %s: no object (a document without kind is skipped)", f)
 		}
 	}
 	return objs, nil
+}
+
+// toUnstructured turns a decoded object (typed for client-go's kinds, unstructured for the
+// others) into the unstructured form Apply sends.
+func toUnstructured(o k8s.Object) (*unstructured.Unstructured, error) {
+	if u, ok := o.(*unstructured.Unstructured); ok {
+		return u, nil
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, err
+	}
+	// A typed object converts with fields the file did not have: its zero status and a null
+	// creationTimestamp. Neither is the manifest's to apply.
+	delete(m, "status")
+	if md, ok := m["metadata"].(map[string]any); ok && md["creationTimestamp"] == nil {
+		delete(md, "creationTimestamp")
+	}
+	return &unstructured.Unstructured{Object: m}, nil
 }
 
 // Options for Apply.
@@ -102,10 +131,6 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o Options) erro
 		o.Poll = 500 * time.Millisecond
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
@@ -137,89 +162,96 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o Options) erro
 		}
 		fmt.Fprintf(o.Progress, "   applied %s\n", ob.Ref())
 	}
+	res, err := resources.New(cfg)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	for _, ob := range objs {
-		if ob.Obj.GroupVersionKind().Group != "apps" {
-			continue
-		}
 		start := time.Now()
-		var last string
-		err := poll(ctx, o.Poll, func() (bool, error) {
-			var ok bool
-			var err error
-			ok, last, err = ready(ctx, cs, ob)
-			return ok, err
-		})
+		state, err := waitReady(ctx, res, ob, o.Poll)
 		if err != nil {
-			return fmt.Errorf("%s not ready after %s (%s): %w", ob.Ref(), time.Since(start).Round(time.Second), last, err)
+			return fmt.Errorf("%s not ready after %s (%s): %w", ob.Ref(), time.Since(start).Round(time.Second), state, err)
 		}
-		if last != "" {
-			fmt.Fprintf(o.Progress, "   ready: %s, %s (%s)\n", ob.Ref(), last, time.Since(start).Round(time.Millisecond))
+		if state != "" {
+			fmt.Fprintf(o.Progress, "   ready: %s, %s (%s)\n", ob.Ref(), state, time.Since(start).Round(time.Millisecond))
 		}
 	}
 	return nil
 }
 
-// ready says whether a DaemonSet or Deployment is rolled out, and its state in words ("" for
-// other kinds, which are ready once applied).
-func ready(ctx context.Context, cs kubernetes.Interface, ob Object) (bool, string, error) {
-	ns, name := ob.Obj.GetNamespace(), ob.Obj.GetName()
+// waitReady waits, with e2e-framework's ResourceMatch condition on klient's resources client,
+// until a DaemonSet or Deployment is rolled out, and returns its last state in words ("" for other
+// kinds, which are ready once applied). ResourceMatch retries a failed read without saying why, so
+// when the bound passes with the object unread, one more read names the error.
+func waitReady(ctx context.Context, res *resources.Resources, ob Object, every time.Duration) (string, error) {
+	ns := ob.Obj.GetNamespace()
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
-	switch ob.Obj.GetKind() {
-	case "DaemonSet":
-		d, err := cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		return daemonSetReady(d)
-	case "Deployment":
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, "", err
-		}
-		return deploymentReady(d)
+	meta := metav1.ObjectMeta{Namespace: ns, Name: ob.Obj.GetName()}
+	var obj k8s.Object
+	switch {
+	case ob.Obj.GroupVersionKind() == appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
+		obj = &appsv1.DaemonSet{ObjectMeta: meta}
+	case ob.Obj.GroupVersionKind() == appsv1.SchemeGroupVersion.WithKind("Deployment"):
+		obj = &appsv1.Deployment{ObjectMeta: meta}
+	default:
+		return "", nil
 	}
-	return true, "", nil
+	var state string
+	read := false
+	match := conditions.New(res).ResourceMatch(obj, func(o k8s.Object) bool {
+		read = true
+		var ok bool
+		ok, state = rolledOut(o)
+		return ok
+	})
+	err := poll.Until(ctx, every, 0, func(ctx context.Context) (bool, error) {
+		read = false
+		return match(ctx)
+	})
+	if err != nil && !read {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if gerr := res.Get(rctx, meta.Name, meta.Namespace, obj); gerr != nil {
+			err = fmt.Errorf("%w (last error: %v)", err, gerr)
+		}
+	}
+	return state, err
 }
 
-func daemonSetReady(d *appsv1.DaemonSet) (bool, string, error) {
+// rolledOut says whether a DaemonSet (all its scheduled pods, at least one, updated and ready) or
+// Deployment (all its replicas updated and ready) is rolled out for its current generation, and its
+// state in words. e2e-framework's DaemonSetReady and DeploymentAvailable are weaker (a DaemonSet
+// the controller has not counted yet is "ready" with 0 of 0; Available allows unavailable
+// replicas), so the check is this one.
+func rolledOut(o k8s.Object) (bool, string) {
+	switch d := o.(type) {
+	case *appsv1.DaemonSet:
+		return daemonSetReady(d)
+	case *appsv1.Deployment:
+		return deploymentReady(d)
+	}
+	return true, ""
+}
+
+func daemonSetReady(d *appsv1.DaemonSet) (bool, string) {
 	s := d.Status
 	msg := fmt.Sprintf("%d/%d pods ready, %d updated", s.NumberReady, s.DesiredNumberScheduled, s.UpdatedNumberScheduled)
 	return s.ObservedGeneration >= d.Generation && s.DesiredNumberScheduled > 0 &&
-		s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled, msg, nil
+		s.NumberReady == s.DesiredNumberScheduled && s.UpdatedNumberScheduled == s.DesiredNumberScheduled, msg
 }
 
-func deploymentReady(d *appsv1.Deployment) (bool, string, error) {
+func deploymentReady(d *appsv1.Deployment) (bool, string) {
 	want := int32(1)
 	if d.Spec.Replicas != nil {
 		want = *d.Spec.Replicas
 	}
 	s := d.Status
 	msg := fmt.Sprintf("%d/%d replicas ready, %d updated", s.ReadyReplicas, want, s.UpdatedReplicas)
-	return s.ObservedGeneration >= d.Generation && s.ReadyReplicas == want && s.UpdatedReplicas == want, msg, nil
-}
-
-func poll(ctx context.Context, every time.Duration, cond func() (bool, error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		// An error (the object not found yet, the API server busy) is retried until the bound.
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return s.ObservedGeneration >= d.Generation && s.ReadyReplicas == want && s.UpdatedReplicas == want, msg
 }
 
 // Summary is a one-line description of the objects: "kube-router.yaml: 4 objects (DaemonSet kube-system/kube-router, ...)".
