@@ -7,7 +7,7 @@ REPORTS ?= reports
 # Flags passed to `egressconf run` by `make e2e` (e.g. E2E_FLAGS="--node-image local/kind-node:v1.34.4").
 E2E_FLAGS ?=
 
-.PHONY: build test lint e2e sim mutate bench fuzz clean
+.PHONY: build test lint e2e sim mutate bench fuzz clean report-test
 
 build:
 	$(GO) build -o $(BIN)/egressconf ./cmd/egressconf
@@ -36,6 +36,14 @@ sim: build
 MUTATE_FLAGS ?=
 mutate: build
 	$(BIN)/egressconf mutate --backend sim --reports $(REPORTS) $(MUTATE_FLAGS)
+
+# report.html in a real browser: G1 on the offline backend, its page in headless Chromium (Debian's
+# chromium), the rendered table checked against results.json, a filter, a screenshot in
+# SCREENSHOT_DIR. Fails, instead of skipping, when no chromium is installed.
+SCREENSHOT_DIR ?= $(REPORTS)/browser
+report-test:
+	EGRESSCONF_BROWSER_TEST=1 EGRESSCONF_SCREENSHOT_DIR=$(abspath $(SCREENSHOT_DIR)) \
+		$(GO) test -count=1 -v -run '^TestReportInBrowser$$' ./internal/reportbrowser/
 
 # Speed and memory of the offline backend over the whole catalog.
 bench:

@@ -82,7 +82,7 @@ func TestConformanceReport(t *testing.T) {
 	}
 	dir := t.TempDir()
 	paths, err := WriteAll(dir, sampleRun())
-	if err != nil || len(paths) != 4 {
+	if err != nil || len(paths) != 5 {
 		t.Fatal(paths, err)
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, ConformanceFile))

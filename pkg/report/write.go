@@ -29,6 +29,7 @@ func WriteAll(dir string, run *Run) ([]string, error) {
 	}{
 		{JUnitFile, WriteJUnit},
 		{SummaryFile, WriteSummary},
+		{HTMLFile, writeRunHTML},
 		{ConformanceFile, WriteConformance},
 		{ResultsFile, writeJSON},
 	}
