@@ -51,4 +51,8 @@ bin/egressconf compare "$REPORTS/ci-sim" "$REPORTS/ci-xds"
 if [ -f "$REPORTS/e2e-kind-catalog/results.json" ]; then
   step "per-ID agreement of the observations through upstream Envoy with the offline backend's predictions"
   bin/egressconf compare "$REPORTS/ci-sim" "$REPORTS/e2e-kind-catalog"
+  # The three oracles side by side, each disagreement classified (issue #13): offline prediction,
+  # the live istiod's prediction, and what upstream Envoy did.
+  step "differential of the three oracles: $REPORTS/differential.html"
+  bin/egressconf compare --html "$REPORTS/differential.html" "$REPORTS/ci-sim" "$REPORTS/ci-xds" "$REPORTS/e2e-kind-catalog"
 fi
