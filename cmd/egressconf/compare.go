@@ -2,21 +2,26 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/egressconf/egressconf/pkg/report"
 )
 
-// cmdCompare holds two runs against each other per expectation ID: the offline prediction and the
-// live control plane's, say. Any difference in verdict or observation is listed; exit 1 if any.
-func cmdCompare(args []string) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return usageError{err.Error()}
+func newCompareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare RUN_A RUN_B",
+		Short: "per-ID differences of two runs (results.json files or run directories)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  func(_ *cobra.Command, pos []string) error { return compare(pos) },
 	}
+}
+
+// compare holds two runs against each other per expectation ID: the offline prediction and the
+// live control plane's, say. Any difference in verdict or observation is listed; exit 1 if any.
+func compare(pos []string) error {
 	if len(pos) != 2 {
 		return usageError{"compare needs two results.json files (or run directories)"}
 	}
