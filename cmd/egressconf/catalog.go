@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,6 +146,7 @@ func newRenderCmd() *cobra.Command {
 	var hermetic bool
 	var dirs stringList
 	var gateways []string
+	var kubeconfig, kubeContext string
 	c := &cobra.Command{
 		Use:   "render (GROUP | --asm FILE [--gateway SPEC]...)",
 		Short: "every manifest a group applies, in order, as YAML; or an ASMEgressTrafficPolicy as native Istio resources",
@@ -163,7 +165,10 @@ your gateway's Service and pods:
   ports      the ports of the gateway's Service; every port the policy routes through must be one
 
 --gateway is repeatable (one gateway per flag, its value is not split at commas); a --gateway named
-like one of the harness's gateways replaces it.`,
+like one of the harness's gateways replaces it.
+
+With --kubeconfig or --context, a gateway not given with --gateway is read from that cluster
+instead: the Service named like it (in any namespace; exactly one), its selector and its ports.`,
 		Example: `  egressconf render G3
   egressconf render --asm policy.yaml
   egressconf render --asm policy.yaml --gateway 'name=corp-egress,namespace=egress,selector=istio=corp-egress,ports=http:80;https:443'`,
@@ -177,10 +182,14 @@ like one of the harness's gateways replaces it.`,
 				if err != nil {
 					return err
 				}
-				return renderASM(asmFile, hermetic, gws)
+				var lookup func(context.Context, string) (asm.Gateway, error)
+				if kubeconfig != "" || kubeContext != "" {
+					lookup = clusterGatewayLookup(kubeconfig, kubeContext)
+				}
+				return renderASM(context.Background(), asmFile, hermetic, gws, lookup)
 			}
-			if len(gateways) > 0 {
-				return usageError{"--gateway is for render --asm FILE (the catalog's groups use the harness's gateways)"}
+			if len(gateways) > 0 || kubeconfig != "" || kubeContext != "" {
+				return usageError{"--gateway, --kubeconfig and --context are for render --asm FILE (the catalog's groups use the harness's gateways)"}
 			}
 			if len(pos) != 1 {
 				return usageError{"render needs one GROUP (or --asm FILE)"}
@@ -193,6 +202,8 @@ like one of the harness's gateways replaces it.`,
 	c.Flags().Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
 	// StringArray, not a comma list: a gateway's description has commas of its own.
 	c.Flags().StringArrayVar(&gateways, "gateway", nil, "with --asm: an egress gateway of yours, name=NAME,namespace=NS,selector=K=V[;K=V],ports=[NAME:]NUMBER[;...] (repeatable; see above)")
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "with --asm: read the policy's egress gateway from this cluster (its Service) unless --gateway gives it")
+	c.Flags().StringVar(&kubeContext, "context", "", "with --asm: the kubeconfig context of that cluster (default the current one)")
 	return c
 }
 
@@ -245,9 +256,9 @@ func renderGroup(group string, dirs []string, hermetic bool) error {
 	return nil
 }
 
-// renderASM prints the translation of a policy file for the fixture gateways and the user's
-// (--gateway, which take precedence).
-func renderASM(file string, hermetic bool, userGateways map[string]asm.Gateway) error {
+// renderASM prints the translation of a policy file for its egress gateway: one of userGateways
+// (--gateway), else, with a cluster lookup, the cluster's, else a fixture gateway.
+func renderASM(ctx context.Context, file string, hermetic bool, userGateways map[string]asm.Gateway, cluster func(context.Context, string) (asm.Gateway, error)) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -264,6 +275,18 @@ func renderASM(file string, hermetic bool, userGateways map[string]asm.Gateway) 
 		return err
 	}
 	gateways := adapt.FixtureGateways()
+	if name := p.Spec.ByEgressGateway.Name; cluster != nil {
+		if _, given := userGateways[name]; given {
+			cluster = nil
+		}
+	}
+	if name := p.Spec.ByEgressGateway.Name; cluster != nil {
+		g, err := cluster(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		gateways[name] = g
+	}
 	for n, g := range userGateways {
 		gateways[n] = g
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -11,6 +12,11 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/egressconf/egressconf/pkg/asm"
 )
 
 // The commands run in process through the whole command line (cobra, flag parsing, RunE).
@@ -183,9 +189,9 @@ func TestCallerForms(t *testing.T) {
 	}
 }
 
-// render --asm for a gateway of the user's: the resources select its pods, route to its Service in
-// its namespace, through its ports; without --gateway the policy is refused, pointing to --gateway.
-func TestRenderASMUserGateway(t *testing.T) {
+// userPolicy writes the catalog's HTTP policy naming the egress gateway corp-egress.
+func userPolicy(t *testing.T) string {
+	t.Helper()
 	data, err := os.ReadFile("../../suites/catalog/g02-etp-http/egress-by-egressgateway.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +200,67 @@ func TestRenderASMUserGateway(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(strings.Replace(string(data), "name: egressgateway-a", "name: corp-egress", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = capture(t, func() error { return cmdRender([]string{"--asm", policy}) })
+	return policy
+}
+
+// render --asm with --kubeconfig/--context reads the gateway's Service from the cluster: exactly
+// one Service of the gateway's name, its selector and ports; --gateway takes precedence.
+func TestRenderASMClusterGateway(t *testing.T) {
+	policy := userPolicy(t)
+	svc := func(ns string, ports ...int32) *corev1.Service {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "corp-egress", Namespace: ns},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"istio": "corp"}}}
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: p, Protocol: corev1.ProtocolTCP})
+		}
+		return s
+	}
+	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "corp-gw"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}}}
+	lookup := func(objs ...*corev1.Service) func(context.Context, string) (asm.Gateway, error) {
+		cs := fake.NewClientset()
+		for _, o := range objs {
+			if err := cs.Tracker().Add(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return func(ctx context.Context, name string) (asm.Gateway, error) { return clusterGateway(ctx, cs, name) }
+	}
+	out, err := capture(t, func() error {
+		return renderASM(context.Background(), policy, false, nil, lookup(other, svc("corp-gw", 80, 443)))
+	})
+	if err != nil || !strings.Contains(out, "host: corp-egress.corp-gw.svc.cluster.local") || !strings.Contains(out, "selector:\n    istio: corp\n") {
+		t.Errorf("gateway from the cluster: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		objs []*corev1.Service
+		want string
+	}{
+		{[]*corev1.Service{other}, `egress gateway "corp-egress": the cluster has no Service of that name`},
+		{[]*corev1.Service{svc("a", 80), svc("b", 80)}, "in each of [a b]"},
+		{[]*corev1.Service{svc("corp-gw", 443)}, "egress gateway corp-gw/corp-egress has no port 80"},
+	} {
+		_, err := capture(t, func() error { return renderASM(context.Background(), policy, false, nil, lookup(c.objs...)) })
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "policy.yaml") {
+			t.Errorf("%d Services: %v, want %q", len(c.objs), err, c.want)
+		}
+	}
+	given, err := parseGatewayFlags([]string{"name=corp-egress,namespace=flag-ns,selector=app=x,ports=80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = capture(t, func() error {
+		return renderASM(context.Background(), policy, false, given, lookup(svc("corp-gw", 80)))
+	})
+	if err != nil || !strings.Contains(out, "corp-egress.flag-ns.svc") || strings.Contains(out, "corp-gw") {
+		t.Errorf("--gateway must win over the cluster: %v\n%s", err, out)
+	}
+}
+
+// render --asm for a gateway of the user's: the resources select its pods, route to its Service in
+// its namespace, through its ports; without --gateway the policy is refused, pointing to --gateway.
+func TestRenderASMUserGateway(t *testing.T) {
+	policy := userPolicy(t)
+	_, err := capture(t, func() error { return cmdRender([]string{"--asm", policy}) })
 	if err == nil || !strings.Contains(err.Error(), `unknown egress gateway "corp-egress"`) || !strings.Contains(err.Error(), "--gateway name=corp-egress,") || !strings.Contains(err.Error(), "policy.yaml") {
 		t.Errorf("render --asm without --gateway: %v", err)
 	}
@@ -262,7 +328,10 @@ func TestGatewayFlagRefused(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--gateway \"name=gw\"") {
 		t.Errorf("render with a bad --gateway: exit %d, %s", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, "render", "G1", "--gateway", ok); code != 2 || !strings.Contains(errOut, "--gateway is for render --asm") {
+	if code, _, errOut := runCLI(t, "render", "G1", "--gateway", ok); code != 2 || !strings.Contains(errOut, "are for render --asm") {
 		t.Errorf("render GROUP --gateway: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "render", "G1", "--context", "x"); code != 2 || !strings.Contains(errOut, "are for render --asm") {
+		t.Errorf("render GROUP --context: exit %d, %s", code, errOut)
 	}
 }

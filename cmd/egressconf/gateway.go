@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/egressconf/egressconf/pkg/asm"
 )
@@ -102,6 +107,57 @@ func parseGatewayFlag(v string) (asm.Gateway, error) {
 		if !seen[k] {
 			return bad("%s is missing", k)
 		}
+	}
+	return g, nil
+}
+
+// clusterGatewayLookup returns a lookup of egress gateways in the cluster of the kubeconfig and
+// context (empty: the defaults, as kubectl's).
+func clusterGatewayLookup(kubeconfig, kubeContext string) func(context.Context, string) (asm.Gateway, error) {
+	return func(ctx context.Context, name string) (asm.Gateway, error) {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		rules.ExplicitPath = kubeconfig
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+		if err != nil {
+			return asm.Gateway{}, fmt.Errorf("--kubeconfig/--context: %w", err)
+		}
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return asm.Gateway{}, fmt.Errorf("--kubeconfig/--context: %w", err)
+		}
+		return clusterGateway(ctx, cs, name)
+	}
+}
+
+// clusterGateway reads egress gateway name from the cluster: its Service (the gateway's name, in
+// any namespace, exactly one), whose selector selects the gateway's pods and whose ports are the
+// gateway's.
+func clusterGateway(ctx context.Context, cs kubernetes.Interface, name string) (asm.Gateway, error) {
+	list, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		return asm.Gateway{}, fmt.Errorf("egress gateway %q: listing its Service: %w", name, err)
+	}
+	var found []corev1.Service
+	var namespaces []string
+	for _, s := range list.Items {
+		if s.Name == name { // filtered here too: not every client honours the field selector
+			found = append(found, s)
+			namespaces = append(namespaces, s.Namespace)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return asm.Gateway{}, fmt.Errorf("egress gateway %q: the cluster has no Service of that name (describe the gateway with --gateway)", name)
+	case len(found) > 1:
+		return asm.Gateway{}, fmt.Errorf("egress gateway %q: the cluster has a Service of that name in each of %v; name the one meant with --gateway", name, namespaces)
+	}
+	svc := found[0]
+	if len(svc.Spec.Selector) == 0 {
+		return asm.Gateway{}, fmt.Errorf("egress gateway %q: Service %s/%s has no selector to select the gateway's pods by", name, svc.Namespace, name)
+	}
+	g := asm.Gateway{Name: name, Namespace: svc.Namespace, Labels: svc.Spec.Selector}
+	for _, p := range svc.Spec.Ports {
+		g.Ports = append(g.Ports, asm.GatewayPort{Number: int(p.Port), Name: p.Name, Protocol: string(p.Protocol), TargetPort: p.TargetPort.IntValue()})
 	}
 	return g, nil
 }
