@@ -201,7 +201,7 @@ instead: the Service named like it (in any namespace; exactly one), its selector
 	c.Flags().BoolVar(&hermetic, "hermetic", false, "with --asm or GROUP: add the stand-in CA to TLS origination as a run does")
 	c.Flags().Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
 	// StringArray, not a comma list: a gateway's description has commas of its own.
-	c.Flags().StringArrayVar(&gateways, "gateway", nil, "with --asm: an egress gateway of yours, name=NAME,namespace=NS,selector=K=V[;K=V],ports=[NAME:]NUMBER[;...] (repeatable; see above)")
+	c.Flags().StringArrayVar(&gateways, "gateway", nil, "with --asm: an egress gateway of yours, `SPEC` name=NAME,namespace=NS,selector=K=V[;K=V],ports=[NAME:]NUMBER[;...] (repeatable; see above)")
 	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "with --asm: read the policy's egress gateway from this cluster (its Service) unless --gateway gives it")
 	c.Flags().StringVar(&kubeContext, "context", "", "with --asm: the kubeconfig context of that cluster (default the current one)")
 	return c

@@ -259,6 +259,9 @@ func TestRenderASMClusterGateway(t *testing.T) {
 // render --asm for a gateway of the user's: the resources select its pods, route to its Service in
 // its namespace, through its ports; without --gateway the policy is refused, pointing to --gateway.
 func TestRenderASMUserGateway(t *testing.T) {
+	if code, out, _ := runCLI(t, "render", "--help"); code != 0 || !strings.Contains(out, "--gateway SPEC") || !strings.Contains(out, "--kubeconfig string") {
+		t.Errorf("render --help: exit %d:\n%s", code, out)
+	}
 	policy := userPolicy(t)
 	_, err := capture(t, func() error { return cmdRender([]string{"--asm", policy}) })
 	if err == nil || !strings.Contains(err.Error(), `unknown egress gateway "corp-egress"`) || !strings.Contains(err.Error(), "--gateway name=corp-egress,") || !strings.Contains(err.Error(), "policy.yaml") {
