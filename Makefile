@@ -7,11 +7,17 @@ REPORTS ?= reports
 # Flags passed to `egressconf run` by `make e2e` (e.g. E2E_FLAGS="--node-image local/kind-node:v1.34.4").
 E2E_FLAGS ?=
 
-.PHONY: build test lint e2e sim mutate bench fuzz clean report-test
+.PHONY: build release test lint e2e sim mutate bench fuzz clean report-test
 
 build:
 	$(GO) build -o $(BIN)/egressconf ./cmd/egressconf
 	$(GO) build -o $(BIN)/standin ./cmd/standin
+
+# The release binary: no build paths in it (-trimpath), no symbol table or DWARF (-s -w: 29%
+# smaller, README), the version from git stamped in (egressconf version).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+release:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/egressconf ./cmd/egressconf
 
 # Unit tests, the real-curl tests, the whole catalog on the offline backend (go test ./suites/...).
 test:

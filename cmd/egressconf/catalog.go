@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -41,12 +43,16 @@ func validateOptions() catalog.ValidateOptions {
 	}
 }
 
-func cmdValidate(args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	paths, err := parse(fs, args)
-	if err != nil {
-		return usageError{err.Error()}
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [PATH...]",
+		Short: "check the built-in catalog, or scenario directories/files",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  func(_ *cobra.Command, paths []string) error { return validate(paths) },
 	}
+}
+
+func validate(paths []string) error {
 	c, err := loadCatalog(paths)
 	if err != nil {
 		return err
@@ -79,14 +85,21 @@ type listedGroup struct {
 	Steps   []listedStep `json:"steps"`
 }
 
-func cmdList(args []string) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
+func newListCmd() *cobra.Command {
+	var asJSON bool
 	var dirs stringList
-	fs.Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
-	if _, err := parse(fs, args); err != nil {
-		return usageError{err.Error()}
+	c := &cobra.Command{
+		Use:   "list [--json] [--catalog DIR]...",
+		Short: "groups, steps and expectation IDs",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  func(*cobra.Command, []string) error { return list(dirs, asJSON) },
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
+	return c
+}
+
+func list(dirs []string, asJSON bool) error {
 	c, err := loadCatalog(dirs)
 	if err != nil {
 		return err
@@ -110,7 +123,7 @@ func cmdList(args []string) error {
 		}
 		groups = append(groups, g)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"groups": groups, "ids": c.IDs()})
@@ -128,34 +141,82 @@ func cmdList(args []string) error {
 	return nil
 }
 
-func cmdRender(args []string) error {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	asmFile := fs.String("asm", "", "translate this ASMEgressTrafficPolicy file to native Istio resources")
-	hermetic := fs.Bool("hermetic", false, "with --asm or GROUP: add the stand-in CA to TLS origination as a run does")
+func newRenderCmd() *cobra.Command {
+	var asmFile string
+	var hermetic bool
 	var dirs stringList
-	fs.Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return usageError{err.Error()}
+	var gateways []string
+	var kubeconfig, kubeContext string
+	c := &cobra.Command{
+		Use:   "render (GROUP | --asm FILE [--gateway SPEC]...)",
+		Short: "every manifest a group applies, in order, as YAML; or an ASMEgressTrafficPolicy as native Istio resources",
+		Long: `Render prints every manifest a catalog group applies, in order, as YAML (render GROUP), or
+the native Istio resources an ASMEgressTrafficPolicy translates to (render --asm FILE).
+
+The policy's spec.byEgressGateway.name must name a known egress gateway: the harness's own
+(` + strings.Join(fixtures.GatewayNames(), ", ") + `) or one given with --gateway, which describes
+your gateway's Service and pods:
+
+  --gateway name=NAME,namespace=NS,selector=KEY=VALUE[;KEY=VALUE...],ports=[PORTNAME:]NUMBER[;...]
+
+  name       the gateway's name (its Service's name), as the policy's byEgressGateway.name says
+  namespace  the namespace of the gateway's Service and pods
+  selector   the labels of the gateway's pods (the generated Gateway's selector)
+  ports      the ports of the gateway's Service; every port the policy routes through must be one
+
+--gateway is repeatable (one gateway per flag, its value is not split at commas); a --gateway named
+like one of the harness's gateways replaces it.
+
+With --kubeconfig or --context, a gateway not given with --gateway is read from that cluster
+instead: the Service named like it (in any namespace; exactly one), its selector and its ports.`,
+		Example: `  egressconf render G3
+  egressconf render --asm policy.yaml
+  egressconf render --asm policy.yaml --gateway 'name=corp-egress,namespace=egress,selector=istio=corp-egress,ports=http:80;https:443'`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, pos []string) error {
+			if asmFile != "" {
+				if len(pos) > 0 {
+					return usageError{"render --asm FILE takes no GROUP"}
+				}
+				gws, err := parseGatewayFlags(gateways)
+				if err != nil {
+					return err
+				}
+				var lookup func(context.Context, string) (asm.Gateway, error)
+				if kubeconfig != "" || kubeContext != "" {
+					lookup = clusterGatewayLookup(kubeconfig, kubeContext)
+				}
+				return renderASM(context.Background(), asmFile, hermetic, gws, lookup)
+			}
+			if len(gateways) > 0 || kubeconfig != "" || kubeContext != "" {
+				return usageError{"--gateway, --kubeconfig and --context are for render --asm FILE (the catalog's groups use the harness's gateways)"}
+			}
+			if len(pos) != 1 {
+				return usageError{"render needs one GROUP (or --asm FILE)"}
+			}
+			return renderGroup(pos[0], dirs, hermetic)
+		},
 	}
-	if *asmFile != "" {
-		if len(pos) > 0 {
-			return usageError{"render --asm FILE takes no GROUP"}
-		}
-		return renderASM(*asmFile, *hermetic)
-	}
-	if len(pos) != 1 {
-		return usageError{"render needs one GROUP (or --asm FILE)"}
-	}
+	c.Flags().StringVar(&asmFile, "asm", "", "translate this ASMEgressTrafficPolicy file to native Istio resources")
+	c.Flags().BoolVar(&hermetic, "hermetic", false, "with --asm or GROUP: add the stand-in CA to TLS origination as a run does")
+	c.Flags().Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
+	// StringArray, not a comma list: a gateway's description has commas of its own.
+	c.Flags().StringArrayVar(&gateways, "gateway", nil, "with --asm: an egress gateway of yours, `SPEC` name=NAME,namespace=NS,selector=K=V[;K=V],ports=[NAME:]NUMBER[;...] (repeatable; see above)")
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "with --asm: read the policy's egress gateway from this cluster (its Service) unless --gateway gives it")
+	c.Flags().StringVar(&kubeContext, "context", "", "with --asm: the kubeconfig context of that cluster (default the current one)")
+	return c
+}
+
+func renderGroup(group string, dirs []string, hermetic bool) error {
 	c, err := loadCatalog(dirs)
 	if err != nil {
 		return err
 	}
-	s, err := c.Group(pos[0])
+	s, err := c.Group(group)
 	if err != nil {
 		return err
 	}
-	transform := adapt.New(adapt.Options{TranslateASM: true, HermeticTrust: *hermetic})
+	transform := adapt.New(adapt.Options{TranslateASM: true, HermeticTrust: hermetic})
 	fmt.Printf("# %s %s: %s\n# start: mesh outboundTrafficPolicy %s\n", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, s.Spec.MeshPolicy)
 	for i, st := range s.Spec.Steps {
 		fmt.Printf("# step %d: %s\n", i+1, st.Name)
@@ -195,7 +256,9 @@ func cmdRender(args []string) error {
 	return nil
 }
 
-func renderASM(file string, hermetic bool) error {
+// renderASM prints the translation of a policy file for its egress gateway: one of userGateways
+// (--gateway), else, with a cluster lookup, the cluster's, else a fixture gateway.
+func renderASM(ctx context.Context, file string, hermetic bool, userGateways map[string]asm.Gateway, cluster func(context.Context, string) (asm.Gateway, error)) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -211,7 +274,27 @@ func renderASM(file string, hermetic bool) error {
 	if err != nil {
 		return err
 	}
-	objs, err := adapt.TranslateASM(u, hermetic)
+	gateways := adapt.FixtureGateways()
+	if name := p.Spec.ByEgressGateway.Name; cluster != nil {
+		if _, given := userGateways[name]; given {
+			cluster = nil
+		}
+	}
+	if name := p.Spec.ByEgressGateway.Name; cluster != nil {
+		g, err := cluster(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		gateways[name] = g
+	}
+	for n, g := range userGateways {
+		gateways[n] = g
+	}
+	objs, err := adapt.TranslateASMFor(u, hermetic, gateways)
+	var unknown *adapt.UnknownGatewayError
+	if errors.As(err, &unknown) {
+		return fmt.Errorf("%s: %w; to translate for a gateway of yours, describe it with --gateway name=%s,namespace=NS,selector=KEY=VALUE,ports=NUMBER[;NUMBER] (egressconf render --help)", file, err, unknown.Name)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}

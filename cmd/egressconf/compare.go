@@ -2,25 +2,32 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/egressconf/egressconf/pkg/report"
 )
 
-// cmdCompare holds runs against each other per expectation ID: the offline prediction, the live
+func newCompareCmd() *cobra.Command {
+	var htmlOut string
+	c := &cobra.Command{
+		Use:   "compare [--html FILE] RUN_A RUN_B [RUN_C ...]",
+		Short: "per-ID differences of two or more runs (results.json files or run directories), each classified",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  func(_ *cobra.Command, pos []string) error { return compare(pos, htmlOut) },
+	}
+	c.Flags().StringVar(&htmlOut, "html", "", "also write the differential as a self-contained HTML report to this `file`")
+	return c
+}
+
+// compare holds runs against each other per expectation ID: the offline prediction, the live
 // control plane's and the live observation, say. Any difference in verdict or observation is
 // listed with its class (report.Differential: documentation drift, data-plane divergence, ...);
-// exit 1 if any difference. --html writes the differential as one self-contained page.
-func cmdCompare(args []string) error {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	htmlOut := fs.String("html", "", "also write the differential as a self-contained HTML report to this `file`")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return usageError{err.Error()}
-	}
+// exit 1 if any difference. htmlOut, if set, gets the differential as one self-contained page.
+func compare(pos []string, htmlOut string) error {
 	if len(pos) < 2 {
 		return usageError{"compare needs two or more results.json files (or run directories)"}
 	}
@@ -83,11 +90,11 @@ func cmdCompare(args []string) error {
 		}
 		fmt.Printf("classes: %s\n", strings.Join(parts, ", "))
 	}
-	if *htmlOut != "" {
-		if err := writeHTMLFile(*htmlOut, d); err != nil {
+	if htmlOut != "" {
+		if err := writeHTMLFile(htmlOut, d); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s\n", *htmlOut)
+		fmt.Printf("wrote %s\n", htmlOut)
 	}
 	if diffs > 0 {
 		return exitError{1}

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -45,7 +45,7 @@ type liveFlags struct {
 	istioProfile                         string
 }
 
-func addLiveFlags(fs *flag.FlagSet) *liveFlags {
+func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 	f := &liveFlags{}
 	fs.StringVar(&f.clusterName, "cluster-name", cluster.DefaultName, "kind: name of the cluster to create or reuse")
 	fs.BoolVar(&f.keepCluster, "keep-cluster", false, "kind: keep the cluster after the run (it is deleted when this run created it)")
@@ -72,6 +72,10 @@ func addLiveFlags(fs *flag.FlagSet) *liveFlags {
 	fs.Var(&f.restartCoreDNS, "restart-coredns", "restart CoreDNS's pods after changing its Corefile instead of waiting for its reload (default true for kind, false for existing)")
 	fs.StringVar(&f.networkPolicy, "network-policy", "auto", "whether the cluster enforces NetworkPolicy: auto (detect the CNI), yes, no")
 	fs.StringVar(&f.workDir, "work-dir", "", "directory for the run's files (the stand-in image archive); default a temporary directory")
+	// A bare --install-istio / --restart-coredns means true, as a boolean flag does.
+	for _, name := range []string{"install-istio", "restart-coredns"} {
+		fs.Lookup(name).NoOptDefVal = "true"
+	}
 	return f
 }
 
@@ -98,7 +102,8 @@ func (o *optBool) Set(s string) error {
 	return nil
 }
 
-func (o *optBool) IsBoolFlag() bool { return true }
+// Type is the value's name in --help: "bool" is shown as a boolean flag (no value).
+func (o *optBool) Type() string { return "bool" }
 
 func (o *optBool) or(def bool) bool {
 	if o.set {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend"
@@ -29,39 +31,45 @@ type mutateFlags struct {
 	verbose bool
 }
 
-// parseMutateFlags is the whole flag parsing of the command, kept apart to be easy to port.
-func parseMutateFlags(args []string) (mutateFlags, error) {
-	var f mutateFlags
-	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
+// register defines the command's flags on fs.
+func (f *mutateFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.backend, "backend", "sim", "where the runs happen: sim only (the check re-runs every group once per change)")
 	fs.Var(&f.groups, "group", "check only these groups (repeatable; G1 or deny-namespace)")
 	fs.Var(&f.dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
 	fs.StringVar(&f.reports, "reports", "reports", "directory for reports/<run>/")
 	fs.StringVar(&f.runID, "run-id", "", "name of the run (default: time and \"mutate\")")
-	fs.BoolVar(&f.verbose, "v", false, "print a line per mutation run")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return f, usageError{err.Error()}
-	}
+	fs.BoolVarP(&f.verbose, "v", "v", false, "print a line per mutation run")
+}
+
+// check refuses positional arguments and flag values the command cannot use.
+func (f *mutateFlags) check(pos []string) error {
 	if len(pos) > 0 {
-		return f, usageError{fmt.Sprintf("mutate takes no arguments, got %v", pos)}
+		return usageError{fmt.Sprintf("mutate takes no arguments, got %v", pos)}
 	}
 	if f.backend != "sim" {
-		return f, usageError{fmt.Sprintf("--backend %q: the mutation check runs on the offline backend only (sim)", f.backend)}
+		return usageError{fmt.Sprintf("--backend %q: the mutation check runs on the offline backend only (sim)", f.backend)}
 	}
 	if f.runID != "" {
 		if err := conformance.ValidateRunID(f.runID); err != nil {
-			return f, usageError{err.Error()}
+			return usageError{err.Error()}
 		}
 	}
-	return f, nil
+	return nil
 }
 
-func cmdMutate(args []string) error {
-	f, err := parseMutateFlags(args)
-	if err != nil {
-		return err
+func newMutateCmd() *cobra.Command {
+	f := &mutateFlags{}
+	c := &cobra.Command{
+		Use:   "mutate [--catalog DIR]... [--group G]...",
+		Short: "leave out each change, check that verdicts flip (offline)",
+		Args:  func(_ *cobra.Command, pos []string) error { return f.check(pos) },
+		RunE:  func(*cobra.Command, []string) error { return mutateCmd(*f) },
 	}
+	f.register(c.Flags())
+	return c
+}
+
+func mutateCmd(f mutateFlags) error {
 	c, err := loadCatalog(f.dirs)
 	if err != nil {
 		if len(f.dirs) > 0 {

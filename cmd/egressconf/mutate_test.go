@@ -51,7 +51,7 @@ func TestMutateRefusesBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"--catalog", missing}, 1, "--catalog: stat " + missing + ": no such file or directory"},
-		{[]string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"--group", "G99"}, 2, `unknown group "G99"`},
 	} {
 		args := append([]string{"mutate", "--reports", reports}, c.args...)

@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/egressconf/egressconf/internal/procstat"
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend"
@@ -21,47 +24,91 @@ import (
 	"github.com/egressconf/egressconf/pkg/runner"
 )
 
-func cmdRun(args []string) (retErr error) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	backendName := fs.String("backend", "sim", "where to run: sim (Istio's control plane in process), kind, existing")
-	var groups, ids, dirs stringList
-	fs.Var(&groups, "group", "run only these groups (repeatable; G1 or deny-namespace)")
-	fs.Var(&ids, "id", "run only these expectation IDs (repeatable)")
-	fs.Var(&dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
-	reports := fs.String("reports", "reports", "directory for reports/<run>/")
-	runID := fs.String("run-id", "", "name of the run (default: time and backend)")
-	var impl report.Implementation
-	fs.StringVar(&impl.Organization, "organization", "", "implementation: organization (conformance report)")
-	fs.StringVar(&impl.Project, "project", "", "implementation: project")
-	fs.StringVar(&impl.URL, "url", "", "implementation: URL")
-	fs.StringVar(&impl.Version, "version", "", "implementation: version")
-	var contact stringList
-	fs.Var(&contact, "contact", "implementation: contact (repeatable)")
-	verbose := fs.Bool("v", false, "stream Ginkgo's spec-by-spec output")
-	timeouts := runner.DefaultTimeouts()
-	timeouts.AddFlags(fs)
-	lf := addLiveFlags(fs)
-	if pos, err := parse(fs, args); err != nil {
-		return usageError{err.Error()}
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("run takes no arguments, got %v", pos)}
+// runFlags are the flags of `egressconf run`.
+type runFlags struct {
+	backend           string
+	groups, ids, dirs stringList
+	reports, runID    string
+	impl              report.Implementation
+	contact           stringList
+	verbose           bool
+	timeouts          runner.Timeouts
+	live              *liveFlags
+}
+
+func newRunCmd() *cobra.Command {
+	f := &runFlags{timeouts: runner.DefaultTimeouts()}
+	c := &cobra.Command{
+		Use:   "run --backend sim|kind|existing [flags]",
+		Short: "run the suite and write reports/<run>/",
+		Long: `Run runs the catalog (or --group/--id of it) on a backend and writes JUnit, a Markdown
+summary, results.json and a conformance report to --reports/<run>/.
+
+  --backend sim       Istio's control plane in process: predictions, no cluster
+  --backend kind      a kind cluster with Istio: observations through Envoy
+  --backend existing  your cluster (--kubeconfig/--context): observations
+
+The flags marked kind: or existing: and the other live-backend flags (docs/live.md) are refused
+with --backend sim.`,
+		Example: `  egressconf run --backend sim --group G1,G2
+  egressconf run --backend kind --id DENYNS-03 -v
+  egressconf run --backend existing --context my-cluster --load-command "./load.sh {}"`,
+		Args: func(_ *cobra.Command, pos []string) error {
+			if len(pos) > 0 {
+				return usageError{fmt.Sprintf("run takes no arguments, got %v", pos)}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error { return runRun(c.Flags(), f) },
 	}
-	impl.Contact = contact
+	fs := c.Flags()
+	fs.StringVar(&f.backend, "backend", "sim", "where to run: sim (Istio's control plane in process), kind, existing")
+	fs.Var(&f.groups, "group", "run only these groups (repeatable; G1 or deny-namespace)")
+	fs.Var(&f.ids, "id", "run only these expectation IDs (repeatable)")
+	fs.Var(&f.dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
+	fs.StringVar(&f.reports, "reports", "reports", "directory for reports/<run>/")
+	fs.StringVar(&f.runID, "run-id", "", "name of the run (default: time and backend)")
+	fs.StringVar(&f.impl.Organization, "organization", "", "implementation: organization (conformance report)")
+	fs.StringVar(&f.impl.Project, "project", "", "implementation: project")
+	fs.StringVar(&f.impl.URL, "url", "", "implementation: URL")
+	fs.StringVar(&f.impl.Version, "version", "", "implementation: version")
+	fs.Var(&f.contact, "contact", "implementation: contact (repeatable)")
+	// -v and --v, as with the standard flag package before.
+	fs.BoolVarP(&f.verbose, "v", "v", false, "stream Ginkgo's spec-by-spec output")
+	// The timeouts' flags are defined once, in pkg/runner, on a standard FlagSet (its reports read
+	// the settings back through it); pflag takes them over as they are.
+	gfs := flag.NewFlagSet("timeouts", flag.ContinueOnError)
+	f.timeouts.AddFlags(gfs)
+	fs.AddGoFlagSet(gfs)
+	f.live = addLiveFlags(fs)
+	for name, values := range map[string][]string{
+		"backend": {"sim", "kind", "existing"}, "probe": {live.ProbeCurl, live.ProbeXDS},
+		"internet": {live.InternetHermetic, live.InternetLive}, "network-policy": {"auto", "yes", "no"},
+		"istio-profile": {"auto", "istio", "upstream-envoy"},
+	} {
+		c.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
+	return c
+}
+
+func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
+	impl, timeouts, lf := f.impl, f.timeouts, f.live
+	impl.Contact = f.contact
 	if err := timeouts.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
-	if *runID != "" {
-		if err := conformance.ValidateRunID(*runID); err != nil {
+	if f.runID != "" {
+		if err := conformance.ValidateRunID(f.runID); err != nil {
 			return usageError{err.Error()}
 		}
 	}
-	if *backendName == "sim" {
+	if f.backend == "sim" {
 		if set := liveOnlyFlagsSet(fs); len(set) > 0 {
 			return usageError{fmt.Sprintf("--backend sim: %s only applies to a live backend (kind, existing)", strings.Join(set, ", "))}
 		}
 	}
 
-	c, err := loadCatalog(dirs)
+	c, err := loadCatalog(f.dirs)
 	if err != nil {
 		return err
 	}
@@ -69,8 +116,8 @@ func cmdRun(args []string) (retErr error) {
 		return fmt.Errorf("catalog is invalid, nothing was run:\n%w", err)
 	}
 	catalogName := "built-in"
-	if len(dirs) > 0 {
-		catalogName = strings.Join(dirs, ", ")
+	if len(f.dirs) > 0 {
+		catalogName = strings.Join(f.dirs, ", ")
 	}
 	// SIGINT/SIGTERM on every backend: the running expectation is interrupted, every later one is
 	// reported as not run, teardowns run, the reports say interrupted and the exit code is 130. On
@@ -86,7 +133,7 @@ func cmdRun(args []string) (retErr error) {
 		}
 	}()
 	var b backend.Backend
-	switch *backendName {
+	switch f.backend {
 	case "sim":
 		profile, _, err := resolveProfile(lf.istioProfile, nil)
 		if err != nil {
@@ -94,10 +141,10 @@ func cmdRun(args []string) (retErr error) {
 		}
 		b = sim.New(sim.WithProfile(profile))
 	case "kind", "existing":
-		if *runID == "" {
-			*runID = time.Now().UTC().Format("20060102-150405") + "-" + *backendName
+		if f.runID == "" {
+			f.runID = time.Now().UTC().Format("20060102-150405") + "-" + f.backend
 		}
-		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = *backendName, *runID, timeouts, c, os.Stdout
+		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, os.Stdout
 		lb, finish, err := startLive(ctx, lf)
 		defer func() {
 			if ferr := finish(); ferr != nil {
@@ -116,13 +163,13 @@ func cmdRun(args []string) (retErr error) {
 		}
 		b = lb
 	default:
-		return usageError{fmt.Sprintf("unknown backend %q (sim, kind, existing)", *backendName)}
+		return usageError{fmt.Sprintf("unknown backend %q (sim, kind, existing)", f.backend)}
 	}
 	info := b.Info()
 	fmt.Printf("egressconf: backend %s: %s\n", info.Name, info.Oracle.Claim())
 	run, dir, err := conformance.Run(nil, conformance.Options{
-		Backend: b, Catalog: c, Groups: groups, IDs: ids, Timeouts: timeouts, ReportsDir: *reports, RunID: *runID,
-		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: *verbose, Context: ctx, CatalogName: catalogName,
+		Backend: b, Catalog: c, Groups: f.groups, IDs: f.ids, Timeouts: timeouts, ReportsDir: f.reports, RunID: f.runID,
+		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Measure: func(run *report.Run) {
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
@@ -152,11 +199,11 @@ func cmdRun(args []string) (retErr error) {
 }
 
 // liveOnlyFlagsSet names the live-backend flags given on the command line.
-func liveOnlyFlagsSet(fs *flag.FlagSet) []string {
-	live := flag.NewFlagSet("live", flag.ContinueOnError)
+func liveOnlyFlagsSet(fs *pflag.FlagSet) []string {
+	live := pflag.NewFlagSet("live", pflag.ContinueOnError)
 	addLiveFlags(live)
 	var set []string
-	fs.Visit(func(f *flag.Flag) {
+	fs.Visit(func(f *pflag.Flag) {
 		// --istio-profile also sets the istiod settings of the offline control plane.
 		if (live.Lookup(f.Name) != nil && f.Name != "istio-profile") || f.Name == "timeout-provision" {
 			set = append(set, "--"+f.Name)

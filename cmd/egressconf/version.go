@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
+
+// version, when set at link time (make release: -ldflags "-X main.version=..."), is egressconf's
+// version; otherwise it is the module version Go records (go install ...@v1.2.3), or "(devel)".
+var version string
 
 // versionInfo is what `egressconf version` prints: the build and the modules that decide behaviour.
 type versionInfo struct {
@@ -36,6 +40,9 @@ func readVersion() versionInfo {
 	}
 	v.Go = bi.GoVersion
 	v.Egressconf = bi.Main.Version
+	if version != "" {
+		v.Egressconf = version
+	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" {
 			v.Revision = s.Value
@@ -62,17 +69,21 @@ func readVersion() versionInfo {
 	return v
 }
 
-func cmdVersion(args []string) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print as JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return usageError{err.Error()}
+func newVersionCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "version [--json]",
+		Short: "egressconf and the Istio, kind, client-go, Helm modules in it",
+		Args: func(_ *cobra.Command, pos []string) error {
+			if len(pos) > 0 {
+				return usageError{fmt.Sprintf("version takes no arguments, got %q", pos[0])}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error { return printVersion(c.OutOrStdout(), readVersion(), asJSON) },
 	}
-	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("version takes no arguments, got %q", pos[0])}
-	}
-	return printVersion(os.Stdout, readVersion(), *asJSON)
+	c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return c
 }
 
 func printVersion(w io.Writer, v versionInfo, asJSON bool) error {

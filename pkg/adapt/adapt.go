@@ -5,6 +5,7 @@ package adapt
 
 import (
 	"fmt"
+	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -56,6 +57,15 @@ func IsASMPolicy(obj *unstructured.Unstructured) bool {
 
 // TranslateASM translates one policy for the egress gateway it names (a known fixture gateway).
 func TranslateASM(obj *unstructured.Unstructured, hermetic bool) ([]*unstructured.Unstructured, error) {
+	return TranslateASMFor(obj, hermetic, nil)
+}
+
+// TranslateASMFor translates one policy for the egress gateway it names, one of gateways (by name);
+// nil gateways are the fixture gateways. A name not among them is an *UnknownGatewayError.
+func TranslateASMFor(obj *unstructured.Unstructured, hermetic bool, gateways map[string]asm.Gateway) ([]*unstructured.Unstructured, error) {
+	if gateways == nil {
+		gateways = FixtureGateways()
+	}
 	data, err := yaml.Marshal(obj.Object)
 	if err != nil {
 		return nil, err
@@ -68,15 +78,40 @@ func TranslateASM(obj *unstructured.Unstructured, hermetic bool) ([]*unstructure
 		return nil, errs.ToAggregate()
 	}
 	name := p.Spec.ByEgressGateway.Name
-	g, ok := fixtures.Gateways[name]
+	g, ok := gateways[name]
 	if !ok {
-		return nil, fmt.Errorf("spec.byEgressGateway.name: unknown egress gateway %q; known: %v", name, fixtures.GatewayNames())
+		known := make([]string, 0, len(gateways))
+		for n := range gateways {
+			known = append(known, n)
+		}
+		sort.Strings(known)
+		return nil, &UnknownGatewayError{Name: name, Known: known}
 	}
 	opts := asm.TranslateOptions{}
 	if hermetic {
 		opts.OriginationCredentialName = OriginationCredential
 	}
-	return asm.TranslateWithOptions(p, ASMGateway(g), opts)
+	return asm.TranslateWithOptions(p, g, opts)
+}
+
+// UnknownGatewayError is a policy naming an egress gateway the translation does not know.
+type UnknownGatewayError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownGatewayError) Error() string {
+	return fmt.Sprintf("spec.byEgressGateway.name: unknown egress gateway %q; known: %v", e.Name, e.Known)
+}
+
+// FixtureGateways are the harness's own egress gateways (fixtures.Gateways) as the translator
+// describes them, by name; a new map each call.
+func FixtureGateways() map[string]asm.Gateway {
+	out := make(map[string]asm.Gateway, len(fixtures.Gateways))
+	for n, g := range fixtures.Gateways {
+		out[n] = ASMGateway(g)
+	}
+	return out
 }
 
 // ASMGateway converts a fixture gateway to the translator's description.
