@@ -150,7 +150,7 @@ func TestUnknownCommandAndFlagExit2(t *testing.T) {
 		{[]string{"run", "--timeout-setup", "soon"}, `"--timeout-setup" flag`},
 		{[]string{"run", "--install-istio=maybe"}, `"--install-istio" flag: want true or false`},
 		{[]string{"run", "extra"}, "run takes no arguments"},
-		{[]string{"compare", "a"}, "compare needs two results.json files"},
+		{[]string{"compare", "a"}, "compare needs two or more results.json files"},
 		{[]string{"version", "extra"}, `version takes no arguments, got "extra"`},
 	} {
 		code, out, errOut := runCLI(t, c.args...)
