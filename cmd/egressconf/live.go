@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/catalog"
@@ -216,11 +215,8 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 		if f.keepCluster || f.nodeImage != "" {
 			return nil, finish, usageError{"--keep-cluster and --node-image are for --backend kind"}
 		}
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rules.ExplicitPath = f.kubeconfig
-		cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.kubeContext})
-		if cfg, err = cc.ClientConfig(); err != nil {
-			return nil, finish, fmt.Errorf("kubeconfig: %w", err)
+		if cfg, err = existingConfig(ctx, f.kubeconfig, f.kubeContext); err != nil {
+			return nil, finish, err
 		}
 		if f.loadCommand != "" {
 			load = commandLoader(f.loadCommand, out)
