@@ -99,7 +99,8 @@ func Create(ctx context.Context, name string, opts ...Option) (*Cluster, error) 
 	if name == "" {
 		name = DefaultName
 	}
-	if err := CheckEngine(ctx); err != nil {
+	root, err := engineRoot(ctx)
+	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{Name: name, provider: newProvider(o.log), log: o.log}
@@ -113,6 +114,9 @@ func Create(ctx context.Context, name string, opts ...Option) (*Cluster, error) 
 		}
 	} else {
 		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := checkFreeDisk(root, MinFreeDisk); err != nil {
 			return nil, err
 		}
 		raw := o.rawConfig

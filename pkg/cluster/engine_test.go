@@ -42,3 +42,20 @@ func TestCreateWithoutEngineSaysWhatToDo(t *testing.T) {
 		check(t, "no `docker` command in PATH")
 	})
 }
+
+// A new cluster is refused, naming the directory and what to do, where the engine's data root has
+// less free space than a cluster needs; a root this machine cannot measure passes.
+func TestCheckFreeDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkFreeDisk(dir, 1); err != nil {
+		t.Errorf("1 byte needed: %v", err)
+	}
+	err := checkFreeDisk(dir, 1<<62)
+	var ee *EngineError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "docker system prune") {
+		t.Errorf("4 EiB needed: %v, want an EngineError naming %s", err, dir)
+	}
+	if err := checkFreeDisk(filepath.Join(dir, "not-here"), 1<<62); err != nil {
+		t.Errorf("a root not on this machine: %v", err)
+	}
+}
