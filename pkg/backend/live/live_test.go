@@ -139,6 +139,54 @@ func TestApplyLabelsTracksAndUpdatesItsOwn(t *testing.T) {
 	}
 }
 
+// TestLaterFileUpdatesAnObjectAndDeletesAreKubectls: a later file's copy of an object an earlier
+// file of the run created updates it (labels kept); deleting the earlier file deletes it; deleting
+// the later file then is not an error, but deleting a file twice still is (docs/catalog.md,
+// "Applying and deleting"; the offline backend does the same).
+func TestLaterFileUpdatesAnObjectAndDeletesAreKubectls(t *testing.T) {
+	b := testBackend(t, nil)
+	b.sc = &scenarioState{s: scenario(), workloads: map[string]*workloadState{}, injection: map[string]*string{}}
+	ctx := context.Background()
+	gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
+	first := backend.Manifest{Key: "a.yaml", Objects: []*unstructured.Unstructured{serviceEntry("default", "se", nil)}}
+	updated := serviceEntry("default", "se", nil)
+	_ = unstructured.SetNestedStringSlice(updated.Object, []string{"www.alibabacloud.com"}, "spec", "hosts")
+	second := backend.Manifest{Key: "b.yaml", Objects: []*unstructured.Unstructured{updated}}
+	for _, m := range []backend.Manifest{first, second} {
+		if err := b.Apply(ctx, m); err != nil {
+			t.Fatalf("apply %s: %v", m.Key, err)
+		}
+	}
+	cur, err := b.dyn.Resource(gvr).Namespace("default").Get(ctx, "se", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, _, _ := unstructured.NestedStringSlice(cur.Object, "spec", "hosts"); len(hosts) != 1 || hosts[0] != "www.alibabacloud.com" {
+		t.Errorf("hosts %v, want the later file's", hosts)
+	}
+	if l := cur.GetLabels(); l[fixtures.LabelManagedBy] != fixtures.ManagedBy || l[fixtures.LabelRun] != "run-1" {
+		t.Errorf("labels %v", l)
+	}
+	if len(b.sc.created) != 1 {
+		t.Errorf("tracked %v", b.sc.created)
+	}
+	if err := b.Delete(ctx, first); err != nil {
+		t.Fatalf("delete a.yaml: %v", err)
+	}
+	if _, err := b.dyn.Resource(gvr).Namespace("default").Get(ctx, "se", metav1.GetOptions{}); err == nil {
+		t.Error("the object is still there after a.yaml's delete")
+	}
+	if err := b.Delete(ctx, second); err != nil {
+		t.Errorf("delete b.yaml, whose object a.yaml's delete deleted: %v", err)
+	}
+	if err := b.Delete(ctx, first); err == nil || !strings.Contains(err.Error(), "was not applied") {
+		t.Errorf("a second delete of a.yaml: %v, want an error", err)
+	}
+	if len(b.sc.created) != 0 {
+		t.Errorf("still tracked: %v", b.sc.created)
+	}
+}
+
 func TestDeleteRefusesForeignAndTeardownDeletesInReverse(t *testing.T) {
 	foreign := serviceEntry("default", "theirs", nil)
 	b := testBackend(t, []runtime.Object{foreign})

@@ -28,6 +28,9 @@ type scenarioState struct {
 	skip string
 	// created lists the objects the scenario created, in creation order (deleted in reverse).
 	created []objRef
+	// files are the manifest keys applied and not deleted since: a delete of one of them is not an
+	// error for an object already gone (an earlier delete of another file that names it).
+	files map[string]bool
 	// injection holds the original istio-injection label of each pre-existing namespace the
 	// scenario relabelled (nil: the label was absent).
 	injection map[string]*string
@@ -241,10 +244,16 @@ func (b *Backend) Apply(ctx context.Context, m backend.Manifest) error {
 			sc.pending.noteIstio(a.ref, a.resourceVersion, false)
 		}
 	}
+	if sc.files == nil {
+		sc.files = map[string]bool{}
+	}
+	sc.files[m.Key] = true
 	return nil
 }
 
-// Delete implements backend.Backend: the manifest's objects, in reverse order.
+// Delete implements backend.Backend: the manifest's objects, in reverse order, as `kubectl delete
+// -f` (whichever file last applied them). An object already gone is an error only when the file
+// is not applied (never, or deleted already): validate refuses that too.
 func (b *Backend) Delete(ctx context.Context, m backend.Manifest) error {
 	sc := b.sc
 	if sc == nil {
@@ -276,11 +285,15 @@ func (b *Backend) Delete(ctx context.Context, m backend.Manifest) error {
 			return err
 		}
 		if !deleted {
+			if sc.files[m.Key] {
+				continue // an earlier delete of another file that names it deleted it
+			}
 			return fmt.Errorf("%s was not applied", r)
 		}
 		sc.untrack(r)
 		sc.pending.noteIstio(r, "", true)
 	}
+	delete(sc.files, m.Key)
 	return nil
 }
 

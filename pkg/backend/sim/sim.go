@@ -23,6 +23,7 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pkg/config/mesh"
 	istiolog "istio.io/istio/pkg/log"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/egressconf/egressconf/fixtures"
@@ -47,9 +48,15 @@ type Backend struct {
 	mode     meshconfig.MeshConfig_OutboundTrafficPolicy_Mode
 	deployed map[string]catalog.Workload
 	gateways map[string]fixtures.Gateway
-	applied  []backend.Manifest
-	state    *state
-	logs     map[string][]timedEntry
+	// objects is the effective object set as `kubectl apply` leaves it: one entry per object
+	// (group, kind, namespace, name), in the order each was first created, holding the content of
+	// the file that last applied it. Istio's fake control plane refuses the same object twice, so
+	// the per-file manifests are never handed to it as they are.
+	objects []appliedObject
+	// files are the manifest keys applied and not deleted since: a delete of any other is an error.
+	files map[string]bool
+	state *state
+	logs  map[string][]timedEntry
 	// probes counts the probes made, for their markers.
 	probes    int
 	lastTrace map[string][]string
@@ -128,7 +135,7 @@ func (b *Backend) Setup(_ context.Context, s *catalog.Scenario) error {
 	b.scenario = s
 	b.deployed = map[string]catalog.Workload{}
 	b.gateways = map[string]fixtures.Gateway{}
-	b.applied = nil
+	b.objects, b.files = nil, nil
 	b.logs = map[string][]timedEntry{}
 	b.lastTrace = map[string][]string{}
 	if err := b.setMode(s.Spec.MeshPolicy); err != nil {
@@ -169,7 +176,31 @@ func (b *Backend) SetMeshPolicy(_ context.Context, mode string) error {
 	return b.setMode(mode)
 }
 
-// Apply implements backend.Backend: create or replace the manifest's objects.
+// appliedObject is one object of the effective set and the manifest that last applied it.
+type appliedObject struct {
+	id   objectID
+	from string
+	obj  *unstructured.Unstructured
+}
+
+// objectID identifies an object as the API server does: group (not version), kind, namespace, name.
+type objectID struct{ group, kind, namespace, name string }
+
+func idOf(o *unstructured.Unstructured) objectID {
+	return objectID{o.GroupVersionKind().Group, o.GetKind(), o.GetNamespace(), o.GetName()}
+}
+
+func (b *Backend) find(id objectID) int {
+	for i, a := range b.objects {
+		if a.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Apply implements backend.Backend as `kubectl apply`: each object is created, or replaced when an
+// earlier apply (of this file or another) created it; it keeps its place in creation order.
 func (b *Backend) Apply(_ context.Context, m backend.Manifest) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -178,30 +209,39 @@ func (b *Backend) Apply(_ context.Context, m backend.Manifest) error {
 			return fmt.Errorf("%s %s/%s: no controller serves ASMEgressTrafficPolicy offline; it must be translated to native resources first", o.GetKind(), o.GetNamespace(), o.GetName())
 		}
 	}
-	for i, a := range b.applied {
-		if a.Key == m.Key {
-			b.applied[i] = m
-			b.invalidate()
-			return nil
+	for _, o := range m.Objects {
+		a := appliedObject{id: idOf(o), from: m.Key, obj: o}
+		if i := b.find(a.id); i >= 0 {
+			b.objects[i] = a
+		} else {
+			b.objects = append(b.objects, a)
 		}
 	}
-	b.applied = append(b.applied, m)
+	if b.files == nil {
+		b.files = map[string]bool{}
+	}
+	b.files[m.Key] = true
 	b.invalidate()
 	return nil
 }
 
-// Delete implements backend.Backend.
+// Delete implements backend.Backend as `kubectl delete -f`: every object the file names is deleted,
+// whichever file last applied it. An object already gone (an earlier delete of another file that
+// names it) is not an error; a file never applied (or deleted since) is.
 func (b *Backend) Delete(_ context.Context, m backend.Manifest) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, a := range b.applied {
-		if a.Key == m.Key {
-			b.applied = append(b.applied[:i], b.applied[i+1:]...)
-			b.invalidate()
-			return nil
+	if !b.files[m.Key] {
+		return fmt.Errorf("%s was not applied", m.Key)
+	}
+	delete(b.files, m.Key)
+	for _, o := range m.Objects {
+		if i := b.find(idOf(o)); i >= 0 {
+			b.objects = append(b.objects[:i], b.objects[i+1:]...)
 		}
 	}
-	return fmt.Errorf("%s was not applied", m.Key)
+	b.invalidate()
+	return nil
 }
 
 // Deploy implements backend.Backend.
@@ -357,13 +397,11 @@ func (b *Backend) Diagnostics(_ context.Context, dir string) error {
 		return err
 	}
 	var applied strings.Builder
-	for _, m := range b.applied {
-		fmt.Fprintf(&applied, "# %s\n", m.Key)
-		for _, o := range m.Objects {
-			y, _ := yaml.Marshal(o.Object)
-			applied.Write(y)
-			applied.WriteString("---\n")
-		}
+	for _, a := range b.objects {
+		fmt.Fprintf(&applied, "# from %s\n", a.from)
+		y, _ := yaml.Marshal(a.obj.Object)
+		applied.Write(y)
+		applied.WriteString("---\n")
 	}
 	fmt.Fprintf(&applied, "# mesh outboundTrafficPolicy: %s\n", b.mode)
 	var trace strings.Builder
@@ -398,7 +436,7 @@ func (b *Backend) Teardown(context.Context, *catalog.Scenario) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.close()
-	b.scenario, b.applied, b.deployed = nil, nil, nil
+	b.scenario, b.objects, b.files, b.deployed = nil, nil, nil, nil
 	return nil
 }
 

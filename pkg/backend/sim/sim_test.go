@@ -5,8 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/egressconf/egressconf/internal/procstat"
 	"github.com/egressconf/egressconf/pkg/adapt"
+	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/report"
@@ -188,5 +191,31 @@ func TestADSAgreesWithGenerated(t *testing.T) {
 		if d.Verdict != a.Verdict || d.Observed != a.Observed {
 			t.Errorf("%s: generated %s %q, over ADS %s %q (%s)", id, d.Verdict, d.Observed, a.Verdict, a.Observed, a.Message)
 		}
+	}
+}
+
+// TestDeleteOfAFileNotAppliedIsAnError: an object already gone is not an error for a delete
+// (pkg/runner's TestLaterFileUpdatesAnObject), but a file never applied, or deleted already, is:
+// the same refusal as validate's.
+func TestDeleteOfAFileNotAppliedIsAnError(t *testing.T) {
+	b := sim.New()
+	se := &unstructured.Unstructured{}
+	se.SetAPIVersion("networking.istio.io/v1")
+	se.SetKind("ServiceEntry")
+	se.SetNamespace("default")
+	se.SetName("x")
+	m := backend.Manifest{Key: "a.yaml", Objects: []*unstructured.Unstructured{se}}
+	ctx := context.Background()
+	if err := b.Delete(ctx, m); err == nil || !strings.Contains(err.Error(), "a.yaml was not applied") {
+		t.Errorf("delete of a file never applied: %v", err)
+	}
+	if err := b.Apply(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete(ctx, m); err == nil {
+		t.Error("a second delete of the same file: no error")
 	}
 }

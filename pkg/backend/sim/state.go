@@ -125,18 +125,17 @@ func (b *Backend) build() (st *state, err error) {
 		return nil, err
 	}
 	var cfg strings.Builder
-	for _, m := range b.applied {
-		for _, o := range m.Objects {
-			if !strings.HasSuffix(o.GroupVersionKind().Group, "istio.io") {
-				continue // Kubernetes objects such as NetworkPolicy do not change Istio's config.
-			}
-			y, err := yaml.Marshal(o.Object)
-			if err != nil {
-				return nil, err
-			}
-			cfg.WriteString("---\n")
-			cfg.Write(y)
+	for _, a := range b.objects {
+		o := a.obj
+		if !strings.HasSuffix(o.GroupVersionKind().Group, "istio.io") {
+			continue // Kubernetes objects such as NetworkPolicy do not change Istio's config.
 		}
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, err
+		}
+		cfg.WriteString("---\n")
+		cfg.Write(y)
 	}
 	opts := xds.FakeOptions{
 		MeshConfig:        meshConfigFor(b.mode, profile),
