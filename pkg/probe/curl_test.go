@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +190,7 @@ func FuzzParseOutput(f *testing.F) {
 	f.Add(Marker+`{"http_code":0,"exitcode":35,"errormsg":"SSL"}`, "curl: (35)", 35)
 	f.Add("HTTP/2 200\n\n"+Marker+`{}`, "", 0)
 	f.Add("garbage", "err", 1)
+	f.Add("HTTP/1.1 301 Moved\r\nLocation: /b\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/2 200\r\nA: b\r\n\r\nHTTP/1.1 200 body"+Marker+`{"http_code":200,"exitcode":0,"num_redirects":1}`, "", 0)
 	f.Fuzz(func(t *testing.T, stdout, stderr string, code int) {
 		obs, err := ParseOutput(stdout, stderr, code)
 		if err != nil {
@@ -216,12 +219,28 @@ func FuzzParseOutput(f *testing.F) {
 		if obs.Summary() == "" {
 			t.Fatalf("%+v has no summary", obs)
 		}
+		// A hop is a response of the chain: never a 1xx interim response, and never more than
+		// curl says it received (num_redirects + 1), so a body is never read as a hop.
+		for _, h := range obs.Hops {
+			if h.Status >= 100 && h.Status < 200 {
+				t.Fatalf("1xx %d read as a hop", h.Status)
+			}
+		}
+		var wo struct {
+			N *int `json:"num_redirects"`
+		}
+		if json.Unmarshal([]byte(strings.TrimSpace(stdout[strings.LastIndex(stdout, Marker)+len(Marker):])), &wo) == nil && wo.N != nil && *wo.N >= 0 && len(obs.Hops) > *wo.N+1 {
+			t.Fatalf("%d hops, curl followed %d redirects", len(obs.Hops), *wo.N)
+		}
 	})
 }
 
 func FuzzParseCurl(f *testing.F) {
 	f.Add("curl -I http://www.aliyun.com")
 	f.Add(`curl -s -o /dev/null -w "%{http_code}\n" http://www.httpbin.org`)
+	f.Add("time curl -sSIL -m 3 http://h/")
+	f.Add("curl -sSLkXPOST -d a --resolve h:443:10.0.0.1 -D - https://h/")
+	f.Add("curl --location --insecure --max-time 0.5 -sSo/dev/null http://h:8080/p?q")
 	f.Fuzz(func(t *testing.T, cmd string) {
 		r, err := ParseCurl(cmd)
 		if err != nil {
@@ -236,6 +255,29 @@ func FuzzParseCurl(f *testing.F) {
 		// What the probe runs must send the method the document's command sends.
 		if got := methodCurlSends(Args(r, Options{})); got != r.Method {
 			t.Fatalf("%q: parsed method %s, but the probe's curl arguments send %s", cmd, r.Method, got)
+		}
+		// What curl reads from the document's line and from the probe's arguments agree on every
+		// flag that shapes the request: -L is kept, and so are -k, the document's --max-time
+		// (which replaces the run's) and --resolve; with -L a named -X stays named.
+		words, _ := splitArgs(cmd)
+		if words[0] == "time" {
+			words = words[1:]
+		}
+		doc, run := curlReads(words[1:]), curlReads(Args(r, Options{MaxTime: 7 * time.Second}))
+		if doc.method != r.Method || run.method != r.Method {
+			t.Fatalf("%q: curl reads method %s from it and %s from the probe's arguments, parsed %s", cmd, doc.method, run.method, r.Method)
+		}
+		if doc.follow != r.FollowRedirects || run.follow != r.FollowRedirects || doc.insecure != r.Insecure || run.insecure != r.Insecure {
+			t.Fatalf("%q: -L/-k: document %+v, probe %+v, parsed follow=%v insecure=%v", cmd, doc, run, r.FollowRedirects, r.Insecure)
+		}
+		if want := cond(doc.maxTime != "", doc.maxTime, "7"); !sameSeconds(run.maxTime, want) {
+			t.Fatalf("%q: curl would stop after %ss, the probe after %ss", cmd, want, run.maxTime)
+		}
+		if strings.Join(doc.resolve, " ") != strings.Join(run.resolve, " ") {
+			t.Fatalf("%q: --resolve %q, the probe runs %q", cmd, doc.resolve, run.resolve)
+		}
+		if doc.follow && doc.namedX && !run.namedX {
+			t.Fatalf("%q: -X named with -L, the probe drops it (curl would send another method after a redirect)", cmd)
 		}
 		// The URL the probe requests parses back to the same target.
 		again, err := ParseCurl("curl '" + strings.ReplaceAll(r.URL, "'", `'\''`) + "'")
@@ -540,4 +582,90 @@ func TestRealCurlDocumentForms(t *testing.T) {
 	if r := mustParse(t, "curl --resolve egress.invalid:1:127.0.0.1 http://egress.invalid:"+port+"/"); r.ResolvesTarget() {
 		t.Errorf("--resolve for another port resolves the target; curl would not use it")
 	}
+}
+
+// curlView is what curl reads from an argument list, for the flags that shape the request.
+type curlView struct {
+	method, maxTime  string
+	follow, insecure bool
+	namedX           bool
+	resolve          []string
+}
+
+// curlReads reads an argument list by curl's own rules, independently of ParseCurl: short flags
+// cluster, a short flag taking a value takes the rest of its word or the next word, the last
+// --max-time wins.
+func curlReads(args []string) curlView {
+	var v curlView
+	var norm []string // the list with every short flag and value split out, for methodCurlSends
+	valueLong := map[string]bool{"--output": true, "--write-out": true, "--request": true, "--header": true, "--data": true,
+		"--data-raw": true, "--data-binary": true, "--dump-header": true, "--max-time": true, "--resolve": true,
+		"--local-port": true, "--connect-timeout": true, "--cacert": true}
+	longOf := map[byte]string{'o': "--output", 'w': "--write-out", 'X': "--request", 'H': "--header", 'd': "--data",
+		'D': "--dump-header", 'm': "--max-time", 'I': "--head", 'L': "--location", 'k': "--insecure"}
+	apply := func(name, val string) {
+		switch name {
+		case "--location":
+			v.follow = true
+		case "--insecure":
+			v.insecure = true
+		case "--max-time":
+			v.maxTime = val
+		case "--resolve":
+			v.resolve = append(v.resolve, val)
+		case "--request":
+			v.namedX = true
+		}
+		// Only what decides the method goes on, so a value never reads as a flag.
+		switch {
+		case name == "--request" || strings.HasPrefix(name, "--data"):
+			norm = append(norm, name, val)
+		case !valueLong[name]:
+			norm = append(norm, name)
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.HasPrefix(a, "--"):
+			val := ""
+			if valueLong[a] && i+1 < len(args) {
+				i++
+				val = args[i]
+			}
+			apply(a, val)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				name := longOf[a[j]]
+				if name == "" {
+					continue // -s -S -v -i: output only
+				}
+				if valueLong[name] {
+					val := a[j+1:]
+					if val == "" && i+1 < len(args) {
+						i++
+						val = args[i]
+					}
+					apply(name, val)
+					break
+				}
+				apply(name, "")
+			}
+		}
+	}
+	v.method = methodCurlSends(norm)
+	return v
+}
+
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
+func sameSeconds(a, b string) bool {
+	x, err1 := strconv.ParseFloat(a, 64)
+	y, err2 := strconv.ParseFloat(b, 64)
+	return err1 == nil && err2 == nil && x == y
 }
