@@ -509,6 +509,12 @@ func ParseOutput(stdout, stderr string, exitCode int) (outcome.Observed, error) 
 		limit = *wo.NumRedirects + 1
 	}
 	obs.Headers, obs.Hops, obs.Body = splitResponse(stdout[:i], limit)
+	// curl -L that followed a redirect and then got no response (a timeout, a reset) still
+	// reports the redirect's %{http_code}: the request it ended on had no response, so the
+	// outcome is that failure, with the redirect kept as a hop.
+	if exitCode != 0 && wo.NumRedirects != nil && *wo.NumRedirects > 0 && len(obs.Hops) == *wo.NumRedirects {
+		obs.HTTPCode, obs.HTTPVersion, obs.Headers, obs.Body = 0, "", nil, ""
+	}
 	return obs, nil
 }
 

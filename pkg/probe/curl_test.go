@@ -535,6 +535,16 @@ func TestRealCurlDocumentForms(t *testing.T) {
 		t.Errorf("a body that starts with HTTP/: hops %+v body %q", obs.Hops, obs.Body)
 	}
 
+	// A redirect followed to a host that never answers: the outcome is the timeout of the
+	// request curl ended on (curl still reports the 301's %{http_code}), the 301 its first hop.
+	silent := listen(t, func(c net.Conn) { time.Sleep(3 * time.Second); c.Close() })
+	toSilent := httptest.NewServer(http.RedirectHandler("http://"+silent+"/", 301))
+	defer toSilent.Close()
+	obs = runCurl(t, mustParse(t, "curl -sSL -m 1 "+toSilent.URL), o)
+	if err := outcome.Match(&outcome.Expected{Result: outcome.Results{{Kind: outcome.KindTimeout}}, First: &outcome.HopExpected{Status: 301}}, obs); err != nil || len(obs.Hops) != 1 {
+		t.Errorf("redirect to a silent host: %v (%+v)", err, obs)
+	}
+
 	// The document's --max-time, not the run's (5 s), ends a 3 s wait: exit 28, in about 1 s.
 	obs = runCurl(t, mustParse(t, "curl -sS --max-time 1 "+srv.URL+"/slow"), o)
 	if obs.ExitCode != 28 || obs.Duration < 900*time.Millisecond || obs.Duration > 2500*time.Millisecond {
