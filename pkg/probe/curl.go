@@ -436,7 +436,9 @@ func Args(r *Request, o Options) []string {
 	if r.Data != "" {
 		args = append(args, "--data-raw", r.Data)
 	}
-	if o.ConnectTimeout > 0 {
+	// The document's --max-time bounds the connect too (curl's own connect limit, 300 s, is
+	// above MaxMaxTime): the run's shorter connect bound would end it sooner than the line does.
+	if o.ConnectTimeout > 0 && r.MaxTime == 0 {
 		args = append(args, "--connect-timeout", seconds(o.ConnectTimeout))
 	}
 	if mt := r.EffectiveMaxTime(o); mt > 0 {

@@ -418,7 +418,7 @@ func TestParseCurlDocumentForms(t *testing.T) {
 		}
 	}
 	// The document's --max-time replaces the run's bound; without one the run's bound applies.
-	if a := strings.Join(Args(mustParse(t, "curl -m 2 http://h/"), Options{MaxTime: 10 * time.Second}), " "); !strings.Contains(a, "--max-time 2 ") || strings.Contains(a, "--max-time 10") {
+	if a := strings.Join(Args(mustParse(t, "curl -m 2 http://h/"), Options{MaxTime: 10 * time.Second, ConnectTimeout: time.Second}), " "); !strings.Contains(a, "--max-time 2 ") || strings.Contains(a, "--max-time 10") || strings.Contains(a, "--connect-timeout") {
 		t.Errorf("-m 2 runs as %s", a)
 	}
 	if a := strings.Join(Args(mustParse(t, "curl http://h/"), Options{MaxTime: 10 * time.Second}), " "); !strings.Contains(a, "--max-time 10 ") {
