@@ -227,6 +227,9 @@ func Validate(c *Catalog, o ValidateOptions) error {
 							add("%s: %s.expect: required", f, cf)
 						} else if err := c.Expect.Validate(); err != nil {
 							add("%s: %s.expect.%v", f, cf, err)
+						} else if n := len(c.Expect.Hops); n > 1 && c.Request != nil && !c.Request.FollowRedirects {
+							// Without -L curl stops at the first response: such an expectation could never hold.
+							add("%s: %s.expect.hops: %d responses, but the curl has no -L, so curl receives one", f, cf, n)
 						}
 					}
 				}

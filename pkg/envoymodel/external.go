@@ -42,7 +42,7 @@ func (r Response) Observed(req *probe.Request, d time.Duration) outcome.Observed
 		if req.Scheme == "https" {
 			code, msg = 35, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to "+req.Host+":443"
 		}
-		return outcome.Observed{ExitCode: code, ErrorMessage: msg, Duration: d}
+		return outcome.Observed{ExitCode: code, ErrorMessage: msg, Duration: d, DurationUnknown: true}
 	}
 	h := map[string]string{}
 	for k, v := range r.Headers {
@@ -52,5 +52,26 @@ func (r Response) Observed(req *probe.Request, d time.Duration) outcome.Observed
 	if req.Method == http.MethodHead {
 		body = ""
 	}
-	return outcome.Observed{HTTPCode: r.Status, HTTPVersion: r.Proto, Headers: h, Body: body, Duration: d}
+	return outcome.Observed{HTTPCode: r.Status, HTTPVersion: r.Proto, Headers: h, Body: body, Duration: d, DurationUnknown: true,
+		Hops: []outcome.Hop{{Status: r.Status, HTTPVersion: r.Proto, Headers: h}}}
+}
+
+// Predict is what curl would report for the document's request given the predicted response, or
+// an outcome.OutOfModelError where the request depends on more than one predicted response:
+//   - --resolve for the request's own host and port: the connection goes to that address, while
+//     the model connects where the mesh's DNS would;
+//   - -L and a redirect (3xx with a Location): curl sends another request, which is not predicted;
+//   - the document's --max-time and a response Envoy sends after waiting (408, 504): whether curl
+//     gives up first depends on times the model does not know.
+func Predict(req *probe.Request, r Response, d time.Duration) (outcome.Observed, error) {
+	if req.ResolvesTarget() {
+		return outcome.Observed{}, &outcome.OutOfModelError{Need: "curl --resolve pins the address of " + req.Host + ": the model connects where DNS would"}
+	}
+	if req.FollowRedirects && !r.Reset && r.Status >= 300 && r.Status < 400 && r.Headers.Get("Location") != "" {
+		return outcome.Observed{}, &outcome.OutOfModelError{Need: fmt.Sprintf("following a redirect (curl -L): the model predicts the first response (%d to %s), not the request curl sends next", r.Status, r.Headers.Get("Location"))}
+	}
+	if req.MaxTime > 0 && !r.Reset && (r.Status == http.StatusGatewayTimeout || r.Status == http.StatusRequestTimeout) {
+		return outcome.Observed{}, &outcome.OutOfModelError{Need: fmt.Sprintf("elapsed time: whether curl --max-time %s ends before Envoy's %d", req.MaxTime, r.Status)}
+	}
+	return r.Observed(req, d), nil
 }

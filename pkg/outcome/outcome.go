@@ -135,6 +135,99 @@ type Expected struct {
 	// CNIRejects says the cluster's CNI rejects a NetworkPolicy-denied connection instead of
 	// dropping it: for a timeout, curl exit 7 (refused) is accepted too.
 	CNIRejects bool `yaml:"cniRejects,omitempty" json:"cniRejects,omitempty"`
+	// ExitCode is curl's exact exit code (28: --max-time elapsed, 47: too many redirects...).
+	ExitCode *int `yaml:"exitCode,omitempty" json:"exitCode,omitempty"`
+	// Elapsed bounds how long curl took (%{time_total}), e.g. a 504 "after ~3 s".
+	Elapsed *Elapsed `yaml:"elapsed,omitempty" json:"elapsed,omitempty"`
+	// Hops are every response curl received, in order (a redirect chain followed with -L): the
+	// observation must have exactly these, each with its status and headers.
+	Hops []HopExpected `yaml:"hops,omitempty" json:"hops,omitempty"`
+	// First is the first response only (the 301 of a chain), whatever follows it.
+	First *HopExpected `yaml:"first,omitempty" json:"first,omitempty"`
+}
+
+// HopExpected is one response of a redirect chain: its status and, narrowing it, header values.
+type HopExpected struct {
+	Status  int               `yaml:"status" json:"status"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+}
+
+func (h HopExpected) String() string {
+	s := strconv.Itoa(h.Status)
+	for _, k := range sortedKeys(h.Headers) {
+		s += fmt.Sprintf(" %s: %s", k, h.Headers[k])
+	}
+	return s
+}
+
+// match compares one observed response with the hop; the error says what differed.
+func (h HopExpected) match(o Hop) error {
+	if o.Status != h.Status {
+		return fmt.Errorf("status %d, observed %d", h.Status, o.Status)
+	}
+	for _, k := range sortedKeys(h.Headers) {
+		got, present := o.Headers[strings.ToLower(k)]
+		if !present {
+			return fmt.Errorf("header %s: %s, observed no such header", k, h.Headers[k])
+		}
+		if got != h.Headers[k] {
+			return fmt.Errorf("header %s: %s, observed %s: %s", k, h.Headers[k], k, got)
+		}
+	}
+	return nil
+}
+
+// Elapsed bounds a duration; either bound may be left out. YAML: {min: 2s, max: 5s}.
+type Elapsed struct {
+	Min time.Duration `json:"min,omitempty"`
+	Max time.Duration `json:"max,omitempty"`
+}
+
+// UnmarshalYAML reads Go durations ("2s", "1500ms"); a bare number has no unit and is refused.
+func (e *Elapsed) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: elapsed: want {min: DURATION, max: DURATION}", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var dst *time.Duration
+		switch k.Value {
+		case "min":
+			dst = &e.Min
+		case "max":
+			dst = &e.Max
+		default:
+			return fmt.Errorf("line %d: elapsed: field %s is not a known field here (min, max)", k.Line, k.Value)
+		}
+		d, err := time.ParseDuration(v.Value)
+		if v.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Errorf("line %d: elapsed.%s: %q is not a duration such as 3s or 1500ms", v.Line, k.Value, v.Value)
+		}
+		*dst = d
+	}
+	return nil
+}
+
+// MarshalYAML writes the durations back as strings.
+func (e Elapsed) MarshalYAML() (any, error) {
+	m := map[string]string{}
+	if e.Min != 0 {
+		m["min"] = e.Min.String()
+	}
+	if e.Max != 0 {
+		m["max"] = e.Max.String()
+	}
+	return m, nil
+}
+
+func (e Elapsed) String() string {
+	switch {
+	case e.Min > 0 && e.Max > 0:
+		return fmt.Sprintf("%s..%s", e.Min, e.Max)
+	case e.Max > 0:
+		return "at most " + e.Max.String()
+	}
+	return "at least " + e.Min.String()
 }
 
 // Validate checks the expectation is well formed.
@@ -149,6 +242,50 @@ func (e *Expected) Validate() error {
 	}
 	if e.HTTPVersion != "" && e.HTTPVersion != "1.1" && e.HTTPVersion != "2" && e.HTTPVersion != "1.0" {
 		return fmt.Errorf("httpVersion: %q, want 1.0, 1.1 or 2", e.HTTPVersion)
+	}
+	if e.ExitCode != nil {
+		c := *e.ExitCode
+		if c < 0 || c > 255 {
+			return fmt.Errorf("exitCode: %d, want a process exit code 0..255", c)
+		}
+		// An exit code no acceptable result can show would make the expectation fail always.
+		ok := false
+		for _, r := range e.Result {
+			switch r.Kind {
+			case KindStatus:
+				ok = ok || c == 0
+			case KindReset:
+				ok = ok || contains(ResetExitCodes, c)
+			case KindTimeout:
+				ok = ok || contains(TimeoutExitCodes, c) || (e.CNIRejects && c == RefusedExitCode)
+			}
+		}
+		if !ok {
+			return fmt.Errorf("exitCode: %d can never go with result %s (a status is exit 0, reset %v, timeout %v)", c, e.Result, ResetExitCodes, TimeoutExitCodes)
+		}
+	}
+	if e.Elapsed != nil {
+		switch {
+		case e.Elapsed.Min < 0:
+			return fmt.Errorf("elapsed.min: %s is negative", e.Elapsed.Min)
+		case e.Elapsed.Max < 0:
+			return fmt.Errorf("elapsed.max: %s is negative", e.Elapsed.Max)
+		case e.Elapsed.Min == 0 && e.Elapsed.Max == 0:
+			return fmt.Errorf("elapsed: give min, max or both, above 0")
+		case e.Elapsed.Max > 0 && e.Elapsed.Min > e.Elapsed.Max:
+			return fmt.Errorf("elapsed: min %s is above max %s", e.Elapsed.Min, e.Elapsed.Max)
+		}
+	}
+	if len(e.Hops) > 0 && e.First != nil {
+		return fmt.Errorf("first: give hops (the whole chain) or first, not both")
+	}
+	for i, h := range e.Hops {
+		if h.Status < 200 || h.Status > 599 {
+			return fmt.Errorf("hops[%d].status: %d, want a final HTTP status 200..599 (1xx interim responses are not hops)", i, h.Status)
+		}
+	}
+	if e.First != nil && (e.First.Status < 200 || e.First.Status > 599) {
+		return fmt.Errorf("first.status: %d, want a final HTTP status 200..599 (1xx interim responses are not hops)", e.First.Status)
 	}
 	if e.CNIRejects {
 		timeout := false
@@ -190,6 +327,22 @@ func (e *Expected) String() string {
 	if e.CNIRejects {
 		s += " (or refused: the CNI rejects)"
 	}
+	if e.ExitCode != nil {
+		s += fmt.Sprintf(", exit %d", *e.ExitCode)
+	}
+	if e.Elapsed != nil {
+		s += ", in " + e.Elapsed.String()
+	}
+	if len(e.Hops) > 0 {
+		var hs []string
+		for _, h := range e.Hops {
+			hs = append(hs, h.String())
+		}
+		s += ", responses " + strings.Join(hs, " -> ")
+	}
+	if e.First != nil {
+		s += ", first response " + e.First.String()
+	}
 	return s
 }
 
@@ -206,9 +359,23 @@ type Observed struct {
 	// ErrorMessage is curl's own error (%{errormsg}, or stderr).
 	ErrorMessage string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration"`
+	// DurationUnknown marks a prediction: Duration is the model's own time, not the request's, so
+	// an elapsed-time expectation cannot be evaluated on it.
+	DurationUnknown bool `json:"durationUnknown,omitempty"`
+	// Hops are the responses received, in order: one, or with curl -L one per response of the
+	// redirect chain (1xx interim responses left out). The last is the final response.
+	Hops []Hop `json:"hops,omitempty"`
 	// Probe is the marker the backend gave this request: the access-log entries the request
 	// caused carry it in field LogFieldProbe, so a log check reads the entries of its own requests.
 	Probe string `json:"probe,omitempty"`
+}
+
+// Hop is one response curl received.
+type Hop struct {
+	Status      int    `json:"status"`
+	HTTPVersion string `json:"httpVersion,omitempty"`
+	// Headers, names lower-cased; repeated headers joined with ", ".
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Summary is a short human form: "301", "reset (exit 35)", "000 exit 7".
@@ -268,6 +435,27 @@ func Match(e *Expected, o Observed) error {
 			return fmt.Errorf("expected header %s: %s, observed %s: %s", k, e.Headers[k], k, got)
 		}
 	}
+	if e.ExitCode != nil && o.ExitCode != *e.ExitCode {
+		return fmt.Errorf("expected curl exit %d, observed exit %d (%s)", *e.ExitCode, o.ExitCode, o.Summary())
+	}
+	if len(e.Hops) > 0 {
+		if len(o.Hops) != len(e.Hops) {
+			return fmt.Errorf("expected %d responses (%s), observed %d (%s)", len(e.Hops), hopsExpected(e.Hops), len(o.Hops), hopsObserved(o.Hops))
+		}
+		for i, h := range e.Hops {
+			if err := h.match(o.Hops[i]); err != nil {
+				return fmt.Errorf("expected response %d of %d: %v", i+1, len(e.Hops), err)
+			}
+		}
+	}
+	if e.First != nil {
+		if len(o.Hops) == 0 {
+			return fmt.Errorf("expected a first response %s, observed no response", e.First)
+		}
+		if err := e.First.match(o.Hops[0]); err != nil {
+			return fmt.Errorf("expected first response: %v", err)
+		}
+	}
 	if e.BodyContains != "" && !strings.Contains(o.Body, e.BodyContains) {
 		return fmt.Errorf("expected body to contain %q, observed body %q", e.BodyContains, clip(o.Body, 300))
 	}
@@ -280,7 +468,36 @@ func Match(e *Expected, o Observed) error {
 			return fmt.Errorf("expected body to match /%s/, observed body %q", e.BodyMatches, clip(o.Body, 300))
 		}
 	}
+	// Last: everything observable agreed, so a prediction without a duration is out of model,
+	// never a pass or a fail.
+	if e.Elapsed != nil {
+		if o.DurationUnknown {
+			return &OutOfModelError{Need: "elapsed time: a prediction does not know how long the request takes (expected " + e.Elapsed.String() + ")"}
+		}
+		if o.Duration < e.Elapsed.Min || (e.Elapsed.Max > 0 && o.Duration > e.Elapsed.Max) {
+			return fmt.Errorf("expected curl to take %s, observed %s (%s)", e.Elapsed, o.Duration.Round(time.Millisecond), o.Summary())
+		}
+	}
 	return nil
+}
+
+func hopsExpected(hs []HopExpected) string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, strconv.Itoa(h.Status))
+	}
+	return strings.Join(out, " -> ")
+}
+
+func hopsObserved(hs []Hop) string {
+	if len(hs) == 0 {
+		return "no response"
+	}
+	var out []string
+	for _, h := range hs {
+		out = append(out, strconv.Itoa(h.Status))
+	}
+	return strings.Join(out, " -> ")
 }
 
 func contains(xs []int, x int) bool {

@@ -5,8 +5,10 @@ package probe
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -26,54 +28,75 @@ type Request struct {
 	Path    string   `json:"path"`
 	Headers []string `json:"headers,omitempty"`
 	Data    string   `json:"data,omitempty"`
+	// FollowRedirects is -L: curl follows a 3xx response's Location, printing every response's
+	// headers (outcome.Observed.Hops).
+	FollowRedirects bool `json:"followRedirects,omitempty"`
+	// Insecure is -k: curl accepts any server certificate.
+	Insecure bool `json:"insecure,omitempty"`
+	// MaxTime is the document's own -m/--max-time: it bounds this request instead of the run's
+	// --probe-max-time, since it decides when curl gives up (exit 28).
+	MaxTime time.Duration `json:"maxTime,omitempty"`
+	// Resolve are the document's --resolve entries (host:port:addr[,addr...]), as written.
+	Resolve []string `json:"resolve,omitempty"`
 	// Command is the document's command as written, for reports.
 	Command string `json:"command"`
+
+	// explicitMethod: the command names its method with -X. curl keeps such a method on every
+	// redirect hop (without -X a POST becomes a GET after a 301/302/303), so with -L it is kept.
+	explicitMethod bool
 }
 
-// ParseCurl reads a curl command line as the documents write it. Output-shaping flags
-// (-s, -o, -w, -v, -i, -k is refused) are accepted and dropped: the probe decides how output is
-// captured. Unknown flags are an error so a typo never silently changes the request.
+// MaxMaxTime bounds a document's --max-time: a probe is one request, and the live backend waits
+// for it.
+const MaxMaxTime = 300 * time.Second
+
+// Short options curl reads in a cluster (-sSI, -sSo /dev/null): those taking a value take the rest
+// of the word, or the next word when the rest is empty, as curl does.
+var (
+	shortLong = map[byte]string{'I': "--head", 's': "--silent", 'S': "--show-error", 'v': "--verbose", 'i': "--include",
+		'L': "--location", 'k': "--insecure", 'o': "--output", 'w': "--write-out", 'X': "--request", 'H': "--header",
+		'd': "--data", 'D': "--dump-header", 'm': "--max-time"}
+	takesValue = map[string]bool{"--output": true, "--write-out": true, "--request": true, "--header": true, "--data": true,
+		"--data-raw": true, "--dump-header": true, "--max-time": true, "--resolve": true}
+	noValue = map[string]bool{"--head": true, "--silent": true, "--show-error": true, "--verbose": true, "--include": true,
+		"--location": true, "--insecure": true}
+)
+
+const supportedFlags = "-I -X -H -d -s -S -o -w -v -i -L -D -m/--max-time -k --resolve, short ones combined as in -sSL"
+
+// ParseCurl reads a curl command line as the documents write it, optionally after the shell's
+// `time` keyword (which only times the command). Output-shaping flags (-s, -S, -o, -w, -v, -i,
+// -D) are accepted and dropped: the probe decides how output is captured. Unknown flags are an
+// error so a typo never silently changes the request.
 func ParseCurl(cmd string) (*Request, error) {
 	args, err := splitArgs(cmd)
 	if err != nil {
 		return nil, err
 	}
+	if len(args) > 0 && args[0] == "time" {
+		args = args[1:]
+	}
 	if len(args) == 0 || args[0] != "curl" {
-		return nil, fmt.Errorf("curl command %q: must start with curl", cmd)
+		return nil, fmt.Errorf("curl command %q: must start with curl (or time curl)", cmd)
 	}
 	r := &Request{Command: cmd}
 	head := false
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		next := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("curl command %q: %s needs a value", cmd, a)
-			}
-			i++
-			return args[i], nil
-		}
-		switch a {
-		case "-I", "--head":
+	// option applies one flag; shown is how the command wrote it, for errors.
+	option := func(long, shown, v string) error {
+		switch long {
+		case "--head":
 			head = true
-		case "-s", "--silent", "-S", "--show-error", "-v", "--verbose", "-i", "--include", "-sS":
-		case "-o", "--output", "-w", "--write-out":
-			if _, err := next(); err != nil {
-				return nil, err
-			}
-		case "-X", "--request":
-			v, err := next()
-			if err != nil {
-				return nil, err
-			}
+		case "--location":
+			r.FollowRedirects = true
+		case "--insecure":
+			r.Insecure = true
+		case "--silent", "--show-error", "--verbose", "--include", "--output", "--write-out", "--dump-header":
+		case "--request":
 			if !isToken(v) {
-				return nil, fmt.Errorf("curl command %q: -X %q: the method must be an HTTP token (letters, digits, !#$%%&'*+-.^_`|~)", cmd, v)
+				return fmt.Errorf("curl command %q: %s %q: the method must be an HTTP token (letters, digits, !#$%%&'*+-.^_`|~)", cmd, shown, v)
 			}
-			r.Method = strings.ToUpper(v)
-		case "-H", "--header":
-			v, err := next()
-			if err != nil {
-				return nil, err
-			}
+			r.Method, r.explicitMethod = strings.ToUpper(v), true
+		case "--header":
 			// curl sends "Name: value", removes a header with "Name:" and sends an empty one with
 			// "Name;"; anything else it would not send as the document meant.
 			name, _, ok := strings.Cut(v, ":")
@@ -83,19 +106,75 @@ func ParseCurl(cmd string) (*Request, error) {
 				}
 			}
 			if !ok || !isToken(strings.TrimSpace(name)) || strings.TrimSpace(name) != name {
-				return nil, fmt.Errorf("curl command %q: -H %q: a header is \"Name: value\" (or \"Name;\") with a valid name", cmd, v)
+				return fmt.Errorf("curl command %q: %s %q: a header is \"Name: value\" (or \"Name;\") with a valid name", cmd, shown, v)
 			}
 			r.Headers = append(r.Headers, v)
-		case "-d", "--data", "--data-raw":
-			v, err := next()
+		case "--data", "--data-raw":
+			r.Data = v
+		case "--max-time":
+			d, err := parseSeconds(v)
 			if err != nil {
+				return fmt.Errorf("curl command %q: %s %q: %v", cmd, shown, v, err)
+			}
+			r.MaxTime = d
+		case "--resolve":
+			if err := checkResolve(v); err != nil {
+				return fmt.Errorf("curl command %q: %s %q: %v", cmd, shown, v, err)
+			}
+			r.Resolve = append(r.Resolve, v)
+		}
+		return nil
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		next := func(shown string) (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("curl command %q: %s needs a value", cmd, shown)
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case strings.HasPrefix(a, "--"):
+			if !takesValue[a] && !noValue[a] {
+				return nil, fmt.Errorf("curl command %q: flag %s is not supported (supported: %s)", cmd, a, supportedFlags)
+			}
+			v := ""
+			if takesValue[a] {
+				if v, err = next(a); err != nil {
+					return nil, err
+				}
+			}
+			if err := option(a, a, v); err != nil {
 				return nil, err
 			}
-			r.Data = v
-		default:
-			if strings.HasPrefix(a, "-") {
-				return nil, fmt.Errorf("curl command %q: flag %s is not supported (supported: -I -X -H -d -s -S -o -w -v -i)", cmd, a)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			for j := 1; j < len(a); j++ {
+				letter := "-" + a[j:j+1]
+				shown := letter
+				if len(a) > 2 {
+					shown += " (in " + a + ")"
+				}
+				long, ok := shortLong[a[j]]
+				if !ok {
+					return nil, fmt.Errorf("curl command %q: flag %s is not supported (supported: %s)", cmd, shown, supportedFlags)
+				}
+				v := ""
+				if takesValue[long] {
+					if v = a[j+1:]; v == "" {
+						if v, err = next(shown); err != nil {
+							return nil, err
+						}
+					}
+					j = len(a)
+				}
+				if err := option(long, letter, v); err != nil {
+					return nil, err
+				}
 			}
+		case strings.HasPrefix(a, "-"):
+			return nil, fmt.Errorf("curl command %q: flag %s is not supported (supported: %s)", cmd, a, supportedFlags)
+		default:
 			if r.URL != "" {
 				return nil, fmt.Errorf("curl command %q: more than one URL", cmd)
 			}
@@ -152,6 +231,69 @@ func ParseCurl(cmd string) (*Request, error) {
 		r.Method = "GET"
 	}
 	return r, nil
+}
+
+// secondsPattern is the plain decimal curl documents for --max-time; curl reads other spellings
+// (1e3, 0x10) differently across versions, so they are refused.
+var secondsPattern = regexp.MustCompile(`^[0-9]{1,4}(\.[0-9]{1,3})?$`)
+
+// parseSeconds reads a --max-time value: positive, at most MaxMaxTime, millisecond precision
+// (curl's own).
+func parseSeconds(v string) (time.Duration, error) {
+	if !secondsPattern.MatchString(v) {
+		return 0, fmt.Errorf("want seconds as a decimal number (3, 0.5)")
+	}
+	f, _ := strconv.ParseFloat(v, 64)
+	d := time.Duration(math.Round(f*1000)) * time.Millisecond
+	if d <= 0 {
+		// curl reads 0 as no limit at all, which no probe can wait for.
+		return 0, fmt.Errorf("must be above 0")
+	}
+	if d > MaxMaxTime {
+		return 0, fmt.Errorf("at most %s for one probe", MaxMaxTime)
+	}
+	return d, nil
+}
+
+// checkResolve accepts curl's HOST:PORT:ADDRESS[,ADDRESS...] with a DNS name, a port in range and
+// IP addresses (IPv6 in brackets); curl's other forms (+host, -host, *) are refused.
+func checkResolve(v string) error {
+	const want = "want HOST:PORT:ADDRESS[,ADDRESS...] with IP addresses"
+	host, rest, ok := strings.Cut(v, ":")
+	if !ok || !validHost(host) || net.ParseIP(host) != nil {
+		return fmt.Errorf("%s (the host must be a DNS name)", want)
+	}
+	port, addrs, ok := strings.Cut(rest, ":")
+	if n, err := strconv.Atoi(port); !ok || err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return fmt.Errorf("%s (the port must be 1..65535)", want)
+	}
+	for _, a := range strings.Split(addrs, ",") {
+		if strings.HasPrefix(a, "[") && strings.HasSuffix(a, "]") {
+			a = a[1 : len(a)-1]
+			if ip := net.ParseIP(a); ip == nil || ip.To4() != nil {
+				return fmt.Errorf("%s: %q is not an IPv6 address", want, a)
+			}
+			continue
+		}
+		if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
+			return fmt.Errorf("%s: %q is not an IPv4 address (IPv6 goes in brackets)", want, a)
+		}
+	}
+	return nil
+}
+
+// ResolvesTarget reports whether one of the request's --resolve entries applies to its URL (curl
+// uses an entry only for its exact host and port): the connection then goes to that address,
+// not to what DNS says.
+func (r *Request) ResolvesTarget() bool {
+	for _, e := range r.Resolve {
+		host, rest, _ := strings.Cut(e, ":")
+		port, _, _ := strings.Cut(rest, ":")
+		if strings.EqualFold(host, r.Host) && port == strconv.Itoa(r.Port) {
+			return true
+		}
+	}
+	return false
 }
 
 // validHost reports whether h is an IP address or an ASCII DNS name, the hosts a ServiceEntry and
@@ -270,10 +412,17 @@ func Args(r *Request, o Options) []string {
 		args = append(args, "-I")
 	} else {
 		args = append(args, "-D", "-")
-		// Without -X curl sends GET, or POST when there is data: name any other method.
-		if (r.Data == "" && r.Method != "GET") || (r.Data != "" && r.Method != "POST") {
+		// Without -X curl sends GET, or POST when there is data: name any other method. With -L
+		// a method the document names stays named: curl keeps it on every hop.
+		if (r.Data == "" && r.Method != "GET") || (r.Data != "" && r.Method != "POST") || (r.FollowRedirects && r.explicitMethod) {
 			args = append(args, "-X", r.Method)
 		}
+	}
+	if r.FollowRedirects {
+		args = append(args, "-L")
+	}
+	if r.Insecure {
+		args = append(args, "-k")
 	}
 	for _, h := range r.Headers {
 		args = append(args, "-H", h)
@@ -287,20 +436,33 @@ func Args(r *Request, o Options) []string {
 	if r.Data != "" {
 		args = append(args, "--data-raw", r.Data)
 	}
-	if o.ConnectTimeout > 0 {
+	// The document's --max-time bounds the connect too (curl's own connect limit, 300 s, is
+	// above MaxMaxTime): the run's shorter connect bound would end it sooner than the line does.
+	if o.ConnectTimeout > 0 && r.MaxTime == 0 {
 		args = append(args, "--connect-timeout", seconds(o.ConnectTimeout))
 	}
-	if o.MaxTime > 0 {
-		args = append(args, "--max-time", seconds(o.MaxTime))
+	if mt := r.EffectiveMaxTime(o); mt > 0 {
+		args = append(args, "--max-time", seconds(mt))
 	}
 	if o.CACert != "" {
 		args = append(args, "--cacert", o.CACert)
+	}
+	for _, res := range r.Resolve {
+		args = append(args, "--resolve", res)
 	}
 	for _, res := range o.Resolve {
 		args = append(args, "--resolve", res)
 	}
 	args = append(args, "-w", Marker+"%{json}", r.URL)
 	return args
+}
+
+// EffectiveMaxTime is the --max-time curl runs with: the document's own, else the run's bound.
+func (r *Request) EffectiveMaxTime(o Options) time.Duration {
+	if r.MaxTime > 0 {
+		return r.MaxTime
+	}
+	return o.MaxTime
 }
 
 func seconds(d time.Duration) string {
@@ -314,6 +476,9 @@ type writeOut struct {
 	ExitCode    *int    `json:"exitcode"`
 	ErrorMsg    string  `json:"errormsg"`
 	TimeTotal   float64 `json:"time_total"`
+	// NumRedirects is how many redirects curl followed: the output holds that many responses
+	// before the final one (and any 1xx interim responses), the rest is the body.
+	NumRedirects *int `json:"num_redirects"`
 }
 
 // ParseOutput reads one curl run: its stdout, stderr and exit code (as the process reported it).
@@ -341,16 +506,30 @@ func ParseOutput(stdout, stderr string, exitCode int) (outcome.Observed, error) 
 		obs.ErrorMessage = strings.TrimSpace(stderr)
 	}
 	obs.Duration = time.Duration(wo.TimeTotal * float64(time.Second))
-	obs.Headers, obs.Body = splitResponse(stdout[:i])
+	limit := -1
+	if wo.NumRedirects != nil && *wo.NumRedirects >= 0 {
+		limit = *wo.NumRedirects + 1
+	}
+	obs.Headers, obs.Hops, obs.Body = splitResponse(stdout[:i], limit)
+	// curl -L that followed a redirect and then got no response (a timeout, a reset) still
+	// reports the redirect's %{http_code}: the request it ended on had no response, so the
+	// outcome is that failure, with the redirect kept as a hop.
+	if exitCode != 0 && wo.NumRedirects != nil && *wo.NumRedirects > 0 && len(obs.Hops) == *wo.NumRedirects {
+		obs.HTTPCode, obs.HTTPVersion, obs.Headers, obs.Body = 0, "", nil, ""
+	}
 	return obs, nil
 }
 
-// splitResponse separates header blocks (every block that starts with an HTTP status line:
-// 100 Continue, then the final response) from the body and keeps the final block's headers.
-func splitResponse(out string) (map[string]string, string) {
+// splitResponse separates header blocks (every block that starts with an HTTP status line: 1xx
+// interim responses, each response of a redirect chain curl followed, the final response) from
+// the body. It returns the last block's headers, every non-1xx block as a hop, and the body. At
+// most limit hops are read (curl's num_redirects + 1; -1 when unknown), so a body that itself
+// starts with "HTTP/" stays the body.
+func splitResponse(out string, limit int) (map[string]string, []outcome.Hop, string) {
 	rest := out
 	var last map[string]string
-	for strings.HasPrefix(rest, "HTTP/") {
+	var hops []outcome.Hop
+	for strings.HasPrefix(rest, "HTTP/") && (limit < 0 || len(hops) < limit) {
 		end := strings.Index(rest, "\r\n\r\n")
 		sep := 4
 		if e2 := strings.Index(rest, "\n\n"); e2 >= 0 && (end < 0 || e2 < end) {
@@ -363,11 +542,30 @@ func splitResponse(out string) (map[string]string, string) {
 			block, rest = rest[:end], rest[end+sep:]
 		}
 		last = parseHeaderBlock(block)
+		if h := statusLine(block); h.Status < 100 || h.Status >= 200 {
+			h.Headers = last
+			hops = append(hops, h)
+		}
 	}
 	if last == nil {
-		return nil, out
+		return nil, nil, out
 	}
-	return last, rest
+	return last, hops, rest
+}
+
+// statusLine reads "HTTP/1.1 301 Moved Permanently" or "HTTP/2 200"; a malformed line gives
+// status 0.
+func statusLine(block string) outcome.Hop {
+	line, _, _ := strings.Cut(block, "\n")
+	f := strings.Fields(strings.TrimSuffix(line, "\r"))
+	var h outcome.Hop
+	if len(f) >= 2 {
+		h.HTTPVersion = strings.TrimPrefix(f[0], "HTTP/")
+		if n, err := strconv.Atoi(f[1]); err == nil && len(f[1]) == 3 && n >= 100 {
+			h.Status = n
+		}
+	}
+	return h
 }
 
 func parseHeaderBlock(block string) map[string]string {

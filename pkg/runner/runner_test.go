@@ -327,3 +327,36 @@ func TestLogCheckAfterFailedExpectationIsError(t *testing.T) {
 		t.Errorf("T-BLK-02 after a failed T-BLK-01: %s %q, want error", r.Verdict, r.Message)
 	}
 }
+
+// TestElapsedOnAPredictionIsSkipped: an elapsed-time expectation on an observation without a
+// duration (a prediction) is skipped as out of model; on a measured one it passes or fails.
+func TestElapsedOnAPredictionIsSkipped(t *testing.T) {
+	for _, c := range []struct {
+		unknown bool
+		took    time.Duration
+		want    report.Verdict
+	}{{true, 0, report.Skip}, {false, 3 * time.Second, report.Pass}, {false, 9 * time.Second, report.Fail}} {
+		b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+			o, err := mesh(b, from, req)
+			o.Duration, o.DurationUnknown = c.took, c.unknown
+			return o, err
+		})
+		b.Deterministic = true
+		s := loadBasic(t)
+		s.Spec.Steps[0].Expect[0].Checks[0].Expect.Elapsed = &outcome.Elapsed{Min: 2 * time.Second, Max: 5 * time.Second}
+		r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), Progress: &bytes.Buffer{}, ReportDir: t.TempDir()})
+		if err := r.RunScenario(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, res := range r.Results() {
+			found = found || res.ID == "T-POS-01"
+			if res.ID == "T-POS-01" && (res.Verdict != c.want || (c.unknown && !strings.Contains(res.Message, "out of model: elapsed time"))) {
+				t.Errorf("duration unknown=%v took %s: %s %q, want %s", c.unknown, c.took, res.Verdict, res.Message, c.want)
+			}
+		}
+		if !found {
+			t.Fatal("T-POS-01 has no result")
+		}
+	}
+}

@@ -205,7 +205,11 @@ func (p *Prober) Probe(ctx context.Context, ns, app string, sidecar bool, req *p
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Observed: res.Response.Observed(req, time.Since(start)), Logs: res.Logs, Trace: res.Trace}, nil
+	obs, err := envoymodel.Predict(req, res.Response, time.Since(start))
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Observed: obs, Logs: res.Logs, Trace: res.Trace}, nil
 }
 
 func (p *Prober) podOf(ctx context.Context, ns string, sel labels.Selector) (*corev1.Pod, error) {

@@ -157,8 +157,9 @@ func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.R
 	t := b.o.Timeouts
 	marker, opts := b.marks.next(pod, req, probe.Options{ConnectTimeout: t.ProbeConnect, MaxTime: t.ProbeMax})
 	cmd := append([]string{"curl"}, probe.Args(req, opts)...)
-	// curl ends itself at --max-time; the bound here only catches a stuck exec stream.
-	ectx, cancel := context.WithTimeout(ctx, t.ProbeMax+30*time.Second)
+	// curl ends itself at --max-time (the document's own if it gives one); the bound here only
+	// catches a stuck exec stream.
+	ectx, cancel := context.WithTimeout(ctx, max(t.ProbeMax, req.MaxTime)+30*time.Second)
 	defer cancel()
 	res, err := b.exec(ectx, pod.Namespace, pod.Name, fixtures.AppContainer(from), cmd)
 	if err != nil {

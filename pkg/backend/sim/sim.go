@@ -352,6 +352,11 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 		return outcome.Observed{}, err
 	}
 	b.lastTrace[from.Ref()+" "+req.Command] = res.Trace
+	// Out of model: no prediction, so no access-log entries from it either.
+	obs, err := envoymodel.Predict(req, res.Response, time.Since(start))
+	if err != nil {
+		return outcome.Observed{}, err
+	}
 	now := time.Now()
 	b.probes++
 	marker := fmt.Sprintf("sim-%d", b.probes)
@@ -360,7 +365,6 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 			b.logs[ref] = append(b.logs[ref], timedEntry{at: now, entry: outcome.WithProbe(e, marker)})
 		}
 	}
-	obs := res.Response.Observed(req, time.Since(start))
 	obs.Probe = marker
 	return obs, nil
 }
