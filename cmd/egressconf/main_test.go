@@ -136,9 +136,9 @@ func TestValidateBrokenCopies(t *testing.T) {
 			[]string{"scenario.yaml", "line", `result "3011"`}},
 		{"unsupported curl flag", "g01-deny-namespace", "scenario.yaml",
 			func(s string) string {
-				return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -k -I http://www.aliyun.com"`, 1)
+				return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -x proxy:3128 -I http://www.aliyun.com"`, 1)
 			},
-			[]string{"scenario.yaml", "DENYNS-01", "flag -k is not supported"}},
+			[]string{"scenario.yaml", "DENYNS-01", "flag -x is not supported"}},
 		{"resource Istio rejects", "g01-deny-namespace", "serviceentry-aliyuncom-ext.yaml",
 			func(s string) string { return strings.Replace(s, "- www.aliyun.com", "- 'not a valid host!!'", 1) },
 			[]string{"serviceentry-aliyuncom-ext.yaml", "ServiceEntry istio-system/aliyuncom-ext", "rejected by Istio's validation"}},
