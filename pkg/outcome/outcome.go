@@ -165,14 +165,8 @@ func (h HopExpected) match(o Hop) error {
 	if o.Status != h.Status {
 		return fmt.Errorf("status %d, observed %d", h.Status, o.Status)
 	}
-	for _, k := range sortedKeys(h.Headers) {
-		got, present := o.Headers[strings.ToLower(k)]
-		if !present {
-			return fmt.Errorf("header %s: %s, observed no such header", k, h.Headers[k])
-		}
-		if got != h.Headers[k] {
-			return fmt.Errorf("header %s: %s, observed %s: %s", k, h.Headers[k], k, got)
-		}
+	if err := matchHeaders(h.Headers, o.Headers); err != nil {
+		return err
 	}
 	return nil
 }
@@ -426,14 +420,8 @@ func Match(e *Expected, o Observed) error {
 	if e.HTTPVersion != "" && o.HTTPVersion != e.HTTPVersion {
 		return fmt.Errorf("expected HTTP/%s, observed HTTP/%s", e.HTTPVersion, o.HTTPVersion)
 	}
-	for _, k := range sortedKeys(e.Headers) {
-		got, present := o.Headers[strings.ToLower(k)]
-		if !present {
-			return fmt.Errorf("expected header %s: %s, observed no such header", k, e.Headers[k])
-		}
-		if got != e.Headers[k] {
-			return fmt.Errorf("expected header %s: %s, observed %s: %s", k, e.Headers[k], k, got)
-		}
+	if err := matchHeaders(e.Headers, o.Headers); err != nil {
+		return fmt.Errorf("expected %w", err)
 	}
 	if e.ExitCode != nil && o.ExitCode != *e.ExitCode {
 		return fmt.Errorf("expected curl exit %d, observed exit %d (%s)", *e.ExitCode, o.ExitCode, o.Summary())
@@ -533,3 +521,18 @@ type OutOfModelError struct {
 }
 
 func (e *OutOfModelError) Error() string { return "out of model: " + e.Need }
+
+// matchHeaders checks that every wanted header was observed with its value (observed names are
+// lower case); the error names the first that differs.
+func matchHeaders(want, observed map[string]string) error {
+	for _, k := range sortedKeys(want) {
+		got, present := observed[strings.ToLower(k)]
+		if !present {
+			return fmt.Errorf("header %s: %s, observed no such header", k, want[k])
+		}
+		if got != want[k] {
+			return fmt.Errorf("header %s: %s, observed %s: %s", k, want[k], k, got)
+		}
+	}
+	return nil
+}
