@@ -30,7 +30,6 @@ var (
 	replyNoHealthy    = local(503, "no healthy upstream")
 	replyNoRoute      = local(404, "")
 	replyNoCluster    = local(503, "")
-	replyConnFailure  = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
 	replyTLSFailure   = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error")
 	replyResetUpstrem = local(503, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
 )

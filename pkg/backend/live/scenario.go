@@ -7,7 +7,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sort"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -525,7 +524,6 @@ type pending struct {
 	proxies bool
 	// translated are objects a controller turns into Istio configuration (effect.go).
 	translated *translation
-	since      time.Time
 }
 
 type istioChange struct {
