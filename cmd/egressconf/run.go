@@ -82,7 +82,7 @@ with --backend sim.`,
 	fs.AddGoFlagSet(gfs)
 	f.live = addLiveFlags(fs)
 	for name, values := range map[string][]string{
-		"backend": {"sim", "kind", "existing"}, "probe": {live.ProbeCurl, live.ProbeXDS},
+		"backend": {"sim", "kind", "existing"}, "probe": {live.ProbeCurl, live.ProbeXDS, live.ProbeBoth},
 		"internet": {live.InternetHermetic, live.InternetLive}, "network-policy": {"auto", "yes", "no"},
 		"istio-profile": {"auto", "istio", "upstream-envoy"},
 	} {
