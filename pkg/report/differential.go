@@ -410,7 +410,7 @@ func OracleViews(run *Run) []*Run {
 	for _, src := range predictionSources(run) {
 		v := &Run{
 			ID: fmt.Sprintf("%s[%s]", run.ID, src.Oracle), Started: run.Started, Finished: run.Finished,
-			Backend: backend.Info{Name: src.Backend, Oracle: src.Oracle, IstioVersion: src.IstioVersion, MeshVersion: run.Backend.MeshVersion},
+			Backend:        backend.Info{Name: src.Backend, Oracle: src.Oracle, IstioVersion: src.IstioVersion, MeshVersion: run.Backend.MeshVersion},
 			Implementation: run.Implementation, Interrupted: run.Interrupted, Selection: run.Selection, Settings: run.Settings,
 			joinedFrom: src.Run,
 		}
