@@ -102,3 +102,49 @@ func TestJoinedOfflineIsNotCountedTwice(t *testing.T) {
 		t.Errorf("ci-sim and the run joined with it: %d views, want 3", len(both.Runs))
 	}
 }
+
+func TestReportsOfADualRun(t *testing.T) {
+	d := dualRun("e2e", dual("DATA", Fail, "502", Pass, "403"), dual("SAME", Pass, "403", Pass, "403"))
+	d.Results[1].Predictions = append(d.Results[1].Predictions, Prediction{Oracle: off, Verdict: Pass, Observed: "403", Run: "ci-sim"})
+	d.Predictions = append(d.Predictions, PredictionSource{Oracle: off, Run: "ci-sim", File: "reports/ci-sim/results.json", Backend: "sim"})
+	cr := NewConformanceReport(d)
+	if cr.APIVersion != "egressconf.io/v1alpha2" || len(cr.Tests) != 2 || len(cr.Predictions) != 2 {
+		t.Fatalf("conformance report: %s, %d tests, %d prediction sources", cr.APIVersion, len(cr.Tests), len(cr.Predictions))
+	}
+	data := cr.Tests[0]
+	if data.Documented != "403" || data.Observed == nil || data.Observed.Verdict != Fail || data.Observed.Outcome != "502" ||
+		data.PredictedLiveControlPlane == nil || data.PredictedLiveControlPlane.Verdict != Pass || data.PredictedOffline != nil {
+		t.Errorf("DATA: %+v", data)
+	}
+	if same := cr.Tests[1]; same.PredictedOffline == nil || same.PredictedOffline.Run != "ci-sim" {
+		t.Errorf("SAME: offline %+v, want joined from ci-sim", same.PredictedOffline)
+	}
+	// The run's counts are the observation's: one failed, whatever was predicted.
+	if cr.Summary.Failed != 1 || cr.Summary.Passed != 1 || cr.Summary.Result != ResultFailure {
+		t.Errorf("summary %+v", cr.Summary)
+	}
+	var b strings.Builder
+	if err := WriteSummary(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| ID | from | request | documented | predicted offline | predicted from the live control plane | observed | verdict | time |",
+		"| DATA |  |  | 403 | — | PASS 403 | FAIL 502 | **FAIL** |",
+		"| SAME |  |  | 403 | PASS 403 | PASS 403 | PASS 403 | pass |",
+		"joined from run `ci-sim`", "never decide it",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	// report.html: a column per oracle, classified, under the run's own title.
+	var h strings.Builder
+	if err := writeRunHTML(&h, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<title>egressconf run e2e: FAILED", "e2e[predicted-live-control-plane]", "e2e[predicted-offline-control-plane from ci-sim]", "data-plane divergence"} {
+		if !strings.Contains(h.String(), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}

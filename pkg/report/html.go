@@ -34,7 +34,11 @@ func WriteHTML(w io.Writer, d *Differential) error {
 // writeRunHTML is report.html of one run, written into the run's directory: diagnostics link
 // relative to it.
 func writeRunHTML(w io.Writer, run *Run) error {
-	return htmlTemplate.Execute(w, newHTMLPage(NewDifferential(run), true))
+	p := newHTMLPage(NewDifferential(run), true)
+	// A run with predictions has a column per oracle, classified; it is still one run.
+	d := Decide(run)
+	p.Title = fmt.Sprintf("egressconf run %s: %s", run.ID, d.Word)
+	return htmlTemplate.Execute(w, p)
 }
 
 type htmlPage struct {
