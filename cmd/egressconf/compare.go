@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -33,17 +32,11 @@ func compare(pos []string, htmlOut string) error {
 	}
 	runs := make([]*report.Run, len(pos))
 	for i, p := range pos {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			p += "/" + report.ResultsFile
-		}
-		data, err := os.ReadFile(p)
+		r, _, err := report.ReadRun(p)
 		if err != nil {
 			return err
 		}
-		runs[i] = &report.Run{}
-		if err := json.Unmarshal(data, runs[i]); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+		runs[i] = r
 	}
 	for i, r := range runs {
 		if len(r.Results) == 0 {
