@@ -187,7 +187,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		Backend: b, Catalog: c, Groups: f.groups, IDs: f.ids, Timeouts: timeouts, ReportsDir: f.reports, RunID: f.runID,
 		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
-		Offline: offline, OfflineFile: offlineFile,
+		Offline:   offline, OfflineFile: offlineFile,
 		Measure: func(run *report.Run) {
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},
