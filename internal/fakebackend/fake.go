@@ -44,6 +44,7 @@ type Backend struct {
 	// --probe curl,xds): each check is also predicted by Predictor. An empty oracle predicts nothing.
 	PredictOracle backend.Oracle
 	Predictor     Responder
+	PredictCaps   map[string]bool
 	PredLogs      map[string][]Logged
 	Predictions   int
 	// predicting is the marker of the prediction being answered; PredLog tags entries with it.
@@ -169,6 +170,9 @@ func (b *Backend) Teardown(_ context.Context, s *catalog.Scenario) error {
 
 // PredictionOracle implements backend.Predictor.
 func (b *Backend) PredictionOracle() backend.Oracle { return b.PredictOracle }
+
+// PredictionCapabilities implements backend.Predictor.
+func (b *Backend) PredictionCapabilities() map[string]bool { return b.PredictCaps }
 
 // Predict implements backend.Predictor: the Predictor answers, with markers x1, x2, ...
 func (b *Backend) Predict(_ context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {

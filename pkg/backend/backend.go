@@ -127,6 +127,9 @@ type Predictor interface {
 	// PredictionOracle is the oracle of the predictions, or "" when this run predicts nothing
 	// (a live backend with one probe mode).
 	PredictionOracle() Oracle
+	// PredictionCapabilities are the capabilities the predictions model (the live istiod's xDS
+	// holds no NetworkPolicy): a check that needs one they lack is a prediction skipped for it.
+	PredictionCapabilities() map[string]bool
 	// Predict evaluates the request once from the workload. An error is the prediction's error,
 	// never a pass; an outcome.OutOfModelError is a request outside the model.
 	Predict(ctx context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error)

@@ -161,3 +161,32 @@ func TestBrokenScenarioIsNotPredicted(t *testing.T) {
 		t.Errorf("prediction %+v after %d predictions, want an error and none made", p, b.Predictions)
 	}
 }
+
+// A check the cluster can observe (NetworkPolicy enforced) but the predictions do not model is a
+// prediction skipped for the capability, never a prediction made without it.
+func TestPredictionLacksCapability(t *testing.T) {
+	b := predicting(fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		if from.Name == "sleep-bypass" {
+			return outcome.Observed{ExitCode: 28}, nil
+		}
+		return mesh(b, from, req)
+	}), predictMesh)
+	b.Caps["networkpolicy"] = true
+	got, _ := run(t, b)
+	np := got["T-NP-01"]
+	if np.Verdict != report.Pass {
+		t.Fatalf("T-NP-01 observed %s (%s), want pass", np.Verdict, np.Message)
+	}
+	if p := np.Predictions[0]; p.Verdict != report.Skip || p.Capability != "networkpolicy" || !strings.Contains(p.Message, `does not model capability "networkpolicy"`) {
+		t.Errorf("T-NP-01 prediction %+v, want a capability skip", p)
+	}
+	// T-LOG-01 declares itself independent of np.yaml: predicted.
+	if p := got["T-LOG-01"].Predictions[0]; p.Verdict != report.Pass {
+		t.Errorf("T-LOG-01 prediction %+v, want pass", p)
+	}
+	for _, c := range b.Calls {
+		if c == "predict sleep-bypass@demo" {
+			t.Error("T-NP-01 was predicted without the capability")
+		}
+	}
+}

@@ -59,7 +59,10 @@ type Runner struct {
 	verdicts map[string]report.Verdict
 	// pred is the backend's second oracle when it predicts besides observing (nil otherwise);
 	// predProbes and predVerdicts are probes and verdicts of its predictions, per expectation.
-	pred         backend.Predictor
+	pred backend.Predictor
+	// requiring maps each resource file applied for a capability, and not deleted since, to it:
+	// a prediction that does not model the capability cannot predict what depends on the file.
+	requiring    map[string]string
 	predProbes   map[string][]string
 	predVerdicts map[string]report.Verdict
 	results      []report.Result
@@ -187,6 +190,7 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.verdicts = map[string]report.Verdict{}
 	r.predProbes = map[string][]string{}
 	r.predVerdicts = map[string]report.Verdict{}
+	r.requiring = map[string]string{}
 	start := time.Now()
 	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
@@ -244,6 +248,7 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 		if err := b.Delete(ctx, m); err != nil {
 			return fmt.Errorf("delete %s: %w", res.Key(), err)
 		}
+		delete(r.requiring, res.Key())
 	}
 	for _, ref := range st.Remove {
 		w, _ := s.Workload(ref)
@@ -270,6 +275,9 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 		}
 		if err := b.Apply(ctx, m); err != nil {
 			return fmt.Errorf("apply %s: %w", res.Key(), err)
+		}
+		if res.Requires != "" {
+			r.requiring[res.Key()] = res.Requires
 		}
 	}
 	return nil
@@ -324,7 +332,11 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 			cr := r.runCheck(ctx, e, c)
 			if r.pred != nil {
 				// Predicted after the observation, on the same converged state.
-				cr.Prediction = r.predictCheck(ctx, e, c)
+				if why, capability := r.unpredictable(e); why != "" {
+					cr.Prediction = &report.Prediction{Oracle: r.pred.PredictionOracle(), Verdict: report.Skip, Message: why, Capability: capability}
+				} else {
+					cr.Prediction = r.predictCheck(ctx, e, c)
+				}
 				r.predProbes[e.ID] = append(r.predProbes[e.ID], cr.Prediction.Probes...)
 			}
 			res.Checks = append(res.Checks, cr)
@@ -754,4 +766,20 @@ func (r *Runner) predictLog(ctx context.Context, e *catalog.Expectation, c catal
 		return
 	}
 	p.Verdict, p.Observed = report.Pass, "log "+c.Log.Entry.String()
+}
+
+// unpredictable says why the second oracle cannot predict the expectation, and the capability it
+// lacks: the expectation needs one the predictions do not model, or depends on a file applied
+// for one (unless it declares itself independentOf the file).
+func (r *Runner) unpredictable(e *catalog.Expectation) (string, string) {
+	caps := r.pred.PredictionCapabilities()
+	if e.Requires != "" && !caps[e.Requires] {
+		return fmt.Sprintf("%s does not model capability %q", r.pred.PredictionOracle(), e.Requires), e.Requires
+	}
+	for _, key := range sortedKeys(r.requiring) {
+		if c := r.requiring[key]; !caps[c] && !e.IndependentOfFile(key) {
+			return fmt.Sprintf("depends on %s, applied for capability %q, which %s does not model", key, c, r.pred.PredictionOracle()), c
+		}
+	}
+	return "", ""
 }

@@ -59,6 +59,13 @@ func (b *Backend) PredictionOracle() backend.Oracle {
 	return ""
 }
 
+// PredictionCapabilities implements backend.Predictor: the xDS holds no NetworkPolicy (the
+// model evaluates none); an ASMEgressTrafficPolicy reaches the xDS as the cluster serves it.
+func (b *Backend) PredictionCapabilities() map[string]bool {
+	info := b.Info()
+	return map[string]bool{backend.CapASMEgressTrafficPolicy: info.Capabilities[backend.CapASMEgressTrafficPolicy]}
+}
+
 // Predict implements backend.Predictor: the request from the workload's pod, evaluated on the
 // xDS istiod sent it (and the egress gateway), converged with the curl probe's proxies.
 func (b *Backend) Predict(ctx context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
