@@ -412,7 +412,7 @@ func OracleViews(run *Run) []*Run {
 			ID: fmt.Sprintf("%s[%s]", run.ID, src.Oracle), Started: run.Started, Finished: run.Finished,
 			Backend:        backend.Info{Name: src.Backend, Oracle: src.Oracle, IstioVersion: src.IstioVersion, MeshVersion: run.Backend.MeshVersion},
 			Implementation: run.Implementation, Interrupted: run.Interrupted, Selection: run.Selection, Settings: run.Settings,
-			joinedFrom: src.Run,
+			viewOf: run.ID, joinedFrom: src.Run,
 		}
 		if src.Run != "" {
 			v.ID = fmt.Sprintf("%s[%s from %s]", run.ID, src.Oracle, src.Run)

@@ -142,7 +142,7 @@ func TestReportsOfADualRun(t *testing.T) {
 	if err := writeRunHTML(&h, d); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<title>egressconf run e2e: FAILED", "e2e[predicted-live-control-plane]", "e2e[predicted-offline-control-plane from ci-sim]", "data-plane divergence"} {
+	for _, want := range []string{"<title>egressconf run e2e: FAILED", "e2e[predicted-live-control-plane]", "e2e[predicted-offline-control-plane from ci-sim]", "data-plane divergence", "predictions recorded in run e2e beside its results"} {
 		if !strings.Contains(h.String(), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

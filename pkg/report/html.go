@@ -53,11 +53,13 @@ type htmlPage struct {
 
 type htmlRun struct {
 	ID, Backend, Oracle, Claim, Word, Result, Istio, Proxy, Selection, Settings string
-	Counts                                                                      Counts
-	Reasons                                                                     []string
-	Interrupted                                                                 bool
-	Teardown                                                                    []TeardownFailure
-	Measurements                                                                []Measurement
+	// Note says that a column holds predictions recorded in another run's results.
+	Note         string
+	Counts       Counts
+	Reasons      []string
+	Interrupted  bool
+	Teardown     []TeardownFailure
+	Measurements []Measurement
 }
 
 type htmlClass struct {
@@ -116,6 +118,14 @@ func newHTMLPage(d *Differential, inRunDir bool) htmlPage {
 			ID: run.ID, Backend: run.Backend.Name, Oracle: string(run.Backend.Oracle), Claim: run.Backend.Oracle.Claim(),
 			Word: dec.Word, Result: dec.Result, Reasons: dec.Reasons, Counts: run.Counts(), Interrupted: run.Interrupted,
 			Istio: run.Backend.IstioVersion, Proxy: run.Backend.Proxy, Teardown: run.TeardownFailures, Measurements: run.Measurements,
+		}
+		if run.viewOf != "" {
+			// Predictions recorded beside another run's results: no verdict of their own.
+			hr.Word, hr.Result, hr.Reasons = "PREDICTIONS", "", nil
+			hr.Note = fmt.Sprintf("predictions recorded in run %s beside its results; they decide none of its verdicts", run.viewOf)
+			if run.joinedFrom != "" {
+				hr.Note += fmt.Sprintf(" (joined from run %s)", run.joinedFrom)
+			}
 		}
 		if run.Backend.MeshVersion != "" {
 			hr.Istio = strings.TrimSpace(hr.Istio + "; mesh " + run.Backend.MeshVersion)

@@ -151,8 +151,9 @@ type Run struct {
 	Predictions []PredictionSource `json:"predictions,omitempty" yaml:"predictions,omitempty"`
 	// Verdict is Decide(run), filled when the reports are written.
 	Verdict *Decision `json:"verdict,omitempty" yaml:"verdict,omitempty"`
-	// joinedFrom, on an oracle view (OracleViews), is the run its predictions were joined from.
-	joinedFrom string
+	// viewOf, on an oracle view (OracleViews), is the run whose predictions it holds; joinedFrom
+	// the run they were joined from (--offline-from).
+	viewOf, joinedFrom string
 }
 
 // Measurement is a named value for the summary.
