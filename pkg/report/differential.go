@@ -421,6 +421,9 @@ func OracleViews(run *Run) []*Run {
 		if v.Backend.Name == "" {
 			v.Backend.Name = run.Backend.Name
 		}
+		if src.Run == "" && v.Backend.IstioVersion == "" {
+			v.Backend.IstioVersion = run.Backend.IstioVersion // the same istiod's
+		}
 		for _, r := range run.Results {
 			v.Results = append(v.Results, predictedResult(r, src.Oracle, v.Backend.Name))
 		}

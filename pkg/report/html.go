@@ -128,7 +128,7 @@ func newHTMLPage(d *Differential, inRunDir bool) htmlPage {
 			}
 		}
 		if run.Backend.MeshVersion != "" {
-			hr.Istio = strings.TrimSpace(hr.Istio + "; mesh " + run.Backend.MeshVersion)
+			hr.Istio = strings.TrimPrefix(hr.Istio+"; mesh "+run.Backend.MeshVersion, "; ")
 		}
 		if s := run.Selection; s != nil {
 			hr.Selection = s.Describe()
