@@ -210,6 +210,9 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 	for _, why := range d.Reasons {
 		fmt.Printf("  %s\n", why)
 	}
+	for _, line := range report.PredictionTally(run) {
+		fmt.Printf("%s\n", line)
+	}
 	if run.Interrupted {
 		fmt.Fprintln(os.Stderr, "egressconf: interrupted")
 	}

@@ -108,3 +108,33 @@ func JoinOffline(run, src *Run, file string) error {
 	run.Predictions = append(srcs, PredictionSource{Oracle: backend.OracleOffline, Run: src.ID, File: file, Backend: src.Backend.Name, IstioVersion: src.Backend.IstioVersion})
 	return nil
 }
+
+// PredictionTally says, per prediction oracle of the run, how many results its predictions agree
+// with (same verdict and outcome) and how many they do not: one line each, for the terminal.
+func PredictionTally(run *Run) []string {
+	var out []string
+	for _, src := range predictionSources(run) {
+		agree, differ, none := 0, 0, 0
+		for i := range run.Results {
+			r := &run.Results[i]
+			switch p := r.PredictionBy(src.Oracle); {
+			case p == nil:
+				none++
+			case p.Verdict == r.Verdict && p.Observed == r.Observed:
+				agree++
+			default:
+				differ++
+			}
+		}
+		from := ""
+		if src.Run != "" {
+			from = " (joined from " + src.Run + ")"
+		}
+		line := fmt.Sprintf("%s%s: %d agree with the %s, %d differ", src.Oracle, from, agree, run.Backend.Oracle, differ)
+		if none > 0 {
+			line += fmt.Sprintf(", %d without a prediction", none)
+		}
+		out = append(out, line+" (not part of the verdict; egressconf compare classifies them)")
+	}
+	return out
+}

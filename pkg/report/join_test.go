@@ -87,3 +87,15 @@ func TestReadRun(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+func TestPredictionTally(t *testing.T) {
+	d := dualRun("e2e", dual("A", Pass, "403", Pass, "403"), dual("B", Fail, "502", Pass, "403"), Result{ID: "C", Verdict: Pass, Observed: "403"})
+	got := PredictionTally(d)
+	want := "predicted-live-control-plane: 1 agree with the observed-live-data-plane, 1 differ, 1 without a prediction (not part of the verdict; egressconf compare classifies them)"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("tally %q, want %q", got, want)
+	}
+	if got := PredictionTally(simRun("s", "built-in", dres("A", Pass, "403"))); len(got) != 0 {
+		t.Errorf("a run without predictions: %q", got)
+	}
+}

@@ -67,10 +67,13 @@ func TestPredictionDisagreesWithObservation(t *testing.T) {
 		}
 		return status(502), nil
 	})
-	got, _ := run(t, b)
+	got, progress := run(t, b)
 	pos := got["T-POS-01"]
 	if pos.Verdict != report.Pass {
 		t.Errorf("observed verdict %s, want pass: the observation decides", pos.Verdict)
+	}
+	if !strings.Contains(progress, `predicted (predicted-live-control-plane): FAIL "403"`) {
+		t.Errorf("progress does not say the prediction differs:\n%s", progress)
 	}
 	p := pos.Predictions[0]
 	if p.Verdict != report.Fail || p.Observed != "403" || !strings.Contains(p.Message, "403") {

@@ -387,6 +387,12 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 		}
 		r.progress("%s", line)
 	}
+	// A prediction that differs from the observation is said under it; one that agrees is not.
+	for _, p := range res.Predictions {
+		if p.Verdict != res.Verdict || p.Observed != res.Observed {
+			r.progress("        %-12s predicted (%s): %s %q%s", "", p.Oracle, strings.ToUpper(string(p.Verdict)), p.Observed, messageSuffix(p.Message))
+		}
+	}
 	return res
 }
 
@@ -782,4 +788,11 @@ func (r *Runner) unpredictable(e *catalog.Expectation) (string, string) {
 		}
 	}
 	return "", ""
+}
+
+func messageSuffix(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ": " + m
 }
