@@ -137,6 +137,13 @@ func TestReportsOfADualRun(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
 	}
+	var j strings.Builder
+	if err := WriteJUnit(&j, d); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(j.String(), `predicted (predicted-live-control-plane): pass &#34;403&#34;`) || strings.Count(j.String(), "<failure") != 1 {
+		t.Errorf("junit: the prediction is not said as one, or changed the cases:\n%s", j.String())
+	}
 	// report.html: a column per oracle, classified, under the run's own title.
 	var h strings.Builder
 	if err := writeRunHTML(&h, d); err != nil {
