@@ -13,8 +13,8 @@ import (
 func newCompareCmd() *cobra.Command {
 	var htmlOut string
 	c := &cobra.Command{
-		Use:   "compare [--html FILE] RUN_A RUN_B [RUN_C ...]",
-		Short: "per-ID differences of two or more runs (results.json files or run directories), each classified",
+		Use:   "compare [--html FILE] RUN_A [RUN_B ...]",
+		Short: "per-ID differences of two or more runs (results.json files or run directories), or of one run with predictions, each classified",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  func(_ *cobra.Command, pos []string) error { return compare(pos, htmlOut) },
 	}
@@ -27,8 +27,19 @@ func newCompareCmd() *cobra.Command {
 // listed with its class (report.Differential: documentation drift, data-plane divergence, ...);
 // exit 1 if any difference. htmlOut, if set, gets the differential as one self-contained page.
 func compare(pos []string, htmlOut string) error {
-	if len(pos) < 2 {
-		return usageError{"compare needs two or more results.json files (or run directories)"}
+	if len(pos) == 0 {
+		return usageError{"compare needs two or more results.json files (or run directories), or one run with predictions (--probe curl,xds, --offline-from)"}
+	}
+	if len(pos) == 1 {
+		// One run is enough when it holds two oracles or more: its observation and predictions.
+		r, _, err := report.ReadRun(pos[0])
+		if err != nil || len(report.OracleViews(r)) < 2 {
+			why := "it holds one oracle"
+			if err != nil {
+				why = err.Error()
+			}
+			return usageError{fmt.Sprintf("compare needs two or more results.json files (or run directories), or one run with predictions (--probe curl,xds, --offline-from): %s: %s", pos[0], why)}
+		}
 	}
 	runs := make([]*report.Run, len(pos))
 	for i, p := range pos {
@@ -71,7 +82,7 @@ func compare(pos []string, htmlOut string) error {
 		printClasses(row)
 	}
 	var oracles []string
-	for _, r := range runs {
+	for _, r := range d.Runs {
 		oracles = append(oracles, fmt.Sprintf("%s: %s", r.ID, r.Backend.Oracle))
 	}
 	fmt.Printf("%d expectations compared, %d differ, %d not compared for a capability one side lacks (%s)\n", first-uncompared, diffs, uncompared, strings.Join(oracles, "; "))

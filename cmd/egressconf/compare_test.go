@@ -121,4 +121,14 @@ func TestCompareSimAndDualRun(t *testing.T) {
 	if strings.Contains(out, "SAME ") {
 		t.Errorf("SAME agrees everywhere and is listed:\n%s", out)
 	}
+	// The dual run alone: its observation against its prediction.
+	out, err = capture(t, func() error { return cmdCompare([]string{dual}) })
+	if err == nil || !strings.Contains(out, `data-plane divergence: observed FAIL "502"`) || strings.Contains(out, "control-plane difference") {
+		t.Errorf("the dual run alone: %v\n%s", err, out)
+	}
+	// A run of one oracle alone is bad usage, naming it.
+	_, err = capture(t, func() error { return cmdCompare([]string{sim}) })
+	if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), sim+": it holds one oracle") {
+		t.Errorf("one sim run alone: %v", err)
+	}
 }

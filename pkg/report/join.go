@@ -110,11 +110,12 @@ func JoinOffline(run, src *Run, file string) error {
 }
 
 // PredictionTally says, per prediction oracle of the run, how many results its predictions agree
-// with (same verdict and outcome) and how many they do not: one line each, for the terminal.
+// with (same verdict and outcome), how many they do not, and how many were not predicted (a skip,
+// an error, none recorded): one line each, for the terminal.
 func PredictionTally(run *Run) []string {
 	var out []string
 	for _, src := range predictionSources(run) {
-		agree, differ, none := 0, 0, 0
+		agree, differ, skipped, errored, none := 0, 0, 0, 0, 0
 		for i := range run.Results {
 			r := &run.Results[i]
 			switch p := r.PredictionBy(src.Oracle); {
@@ -122,6 +123,10 @@ func PredictionTally(run *Run) []string {
 				none++
 			case p.Verdict == r.Verdict && p.Observed == r.Observed:
 				agree++
+			case p.Verdict == Skip:
+				skipped++
+			case p.Verdict == Error:
+				errored++
 			default:
 				differ++
 			}
@@ -131,8 +136,13 @@ func PredictionTally(run *Run) []string {
 			from = " (joined from " + src.Run + ")"
 		}
 		line := fmt.Sprintf("%s%s: %d agree with the %s, %d differ", src.Oracle, from, agree, run.Backend.Oracle, differ)
-		if none > 0 {
-			line += fmt.Sprintf(", %d without a prediction", none)
+		for _, n := range []struct {
+			n    int
+			what string
+		}{{skipped, "skipped"}, {errored, "errors"}, {none, "without a prediction"}} {
+			if n.n > 0 {
+				line += fmt.Sprintf(", %d %s", n.n, n.what)
+			}
 		}
 		out = append(out, line+" (not part of the verdict; egressconf compare classifies them)")
 	}

@@ -89,9 +89,10 @@ func TestReadRun(t *testing.T) {
 }
 
 func TestPredictionTally(t *testing.T) {
-	d := dualRun("e2e", dual("A", Pass, "403", Pass, "403"), dual("B", Fail, "502", Pass, "403"), Result{ID: "C", Verdict: Pass, Observed: "403"})
+	d := dualRun("e2e", dual("A", Pass, "403", Pass, "403"), dual("B", Fail, "502", Pass, "403"), Result{ID: "C", Verdict: Pass, Observed: "403"},
+		dual("D", Pass, "403", Skip, ""), dual("E", Pass, "403", Error, "prediction did not run"))
 	got := PredictionTally(d)
-	want := "predicted-live-control-plane: 1 agree with the observed-live-data-plane, 1 differ, 1 without a prediction (not part of the verdict; egressconf compare classifies them)"
+	want := "predicted-live-control-plane: 1 agree with the observed-live-data-plane, 1 differ, 1 skipped, 1 errors, 1 without a prediction (not part of the verdict; egressconf compare classifies them)"
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("tally %q, want %q", got, want)
 	}

@@ -176,15 +176,28 @@ func writePredictedTable(b *strings.Builder, run *Run) {
 		for _, o := range cols {
 			switch p := r.PredictionBy(o); {
 			case o == r.Oracle:
-				fmt.Fprintf(b, " %s %s |", answerWord(r.Verdict, r.NotRun), cell(r.Observed))
+				fmt.Fprintf(b, " %s |", answerCell(answerWord(r.Verdict, r.NotRun), r.Observed, r.Capability))
 			case p != nil:
-				fmt.Fprintf(b, " %s %s |", answerWord(p.Verdict, false), cell(p.Observed))
+				fmt.Fprintf(b, " %s |", answerCell(answerWord(p.Verdict, false), p.Observed, p.Capability))
 			default:
 				b.WriteString(" — |")
 			}
 		}
 		fmt.Fprintf(b, " %s | %s |\n", verdictCell(r), r.Duration.Round(1e6))
 	}
+}
+
+// answerCell is an oracle's answer in a cell: the verdict, what was observed or predicted, and a
+// skip's missing capability.
+func answerCell(word, observed, capability string) string {
+	s := word
+	if observed != "" {
+		s += " " + cell(observed)
+	}
+	if capability != "" {
+		s += " (no " + capability + ")"
+	}
+	return s
 }
 
 func answerWord(v Verdict, notRun bool) string {

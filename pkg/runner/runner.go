@@ -390,7 +390,11 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 	// A prediction that differs from the observation is said under it; one that agrees is not.
 	for _, p := range res.Predictions {
 		if p.Verdict != res.Verdict || p.Observed != res.Observed {
-			r.progress("        %-12s predicted (%s): %s %q%s", "", p.Oracle, strings.ToUpper(string(p.Verdict)), p.Observed, messageSuffix(p.Message))
+			what := strings.ToUpper(string(p.Verdict))
+			if p.Observed != "" {
+				what += fmt.Sprintf(" %q", p.Observed)
+			}
+			r.progress("        %-12s predicted (%s): %s%s", "", p.Oracle, what, messageSuffix(p.Message))
 		}
 	}
 	return res
