@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -14,8 +13,8 @@ import (
 func newCompareCmd() *cobra.Command {
 	var htmlOut string
 	c := &cobra.Command{
-		Use:   "compare [--html FILE] RUN_A RUN_B [RUN_C ...]",
-		Short: "per-ID differences of two or more runs (results.json files or run directories), each classified",
+		Use:   "compare [--html FILE] RUN_A [RUN_B ...]",
+		Short: "per-ID differences of two or more runs (results.json files or run directories), or of one run with predictions, each classified",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  func(_ *cobra.Command, pos []string) error { return compare(pos, htmlOut) },
 	}
@@ -28,22 +27,27 @@ func newCompareCmd() *cobra.Command {
 // listed with its class (report.Differential: documentation drift, data-plane divergence, ...);
 // exit 1 if any difference. htmlOut, if set, gets the differential as one self-contained page.
 func compare(pos []string, htmlOut string) error {
-	if len(pos) < 2 {
-		return usageError{"compare needs two or more results.json files (or run directories)"}
+	if len(pos) == 0 {
+		return usageError{"compare needs two or more results.json files (or run directories), or one run with predictions (--probe curl,xds, --offline-from)"}
+	}
+	if len(pos) == 1 {
+		// One run is enough when it holds two oracles or more: its observation and predictions.
+		r, _, err := report.ReadRun(pos[0])
+		if err != nil || len(report.OracleViews(r)) < 2 {
+			why := "it holds one oracle"
+			if err != nil {
+				why = err.Error()
+			}
+			return usageError{fmt.Sprintf("compare needs two or more results.json files (or run directories), or one run with predictions (--probe curl,xds, --offline-from): %s: %s", pos[0], why)}
+		}
 	}
 	runs := make([]*report.Run, len(pos))
 	for i, p := range pos {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			p += "/" + report.ResultsFile
-		}
-		data, err := os.ReadFile(p)
+		r, _, err := report.ReadRun(p)
 		if err != nil {
 			return err
 		}
-		runs[i] = &report.Run{}
-		if err := json.Unmarshal(data, runs[i]); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+		runs[i] = r
 	}
 	for i, r := range runs {
 		if len(r.Results) == 0 {
@@ -51,6 +55,7 @@ func compare(pos []string, htmlOut string) error {
 		}
 	}
 	d := report.NewDifferential(runs...)
+	runs = d.Runs // one per oracle: a --probe curl,xds run is two
 	diffs, uncompared := 0, 0
 	first := 0 // IDs of the first run: "compared" counts them, as it always has
 	for _, row := range d.Rows {
@@ -77,7 +82,7 @@ func compare(pos []string, htmlOut string) error {
 		printClasses(row)
 	}
 	var oracles []string
-	for _, r := range runs {
+	for _, r := range d.Runs {
 		oracles = append(oracles, fmt.Sprintf("%s: %s", r.ID, r.Backend.Oracle))
 	}
 	fmt.Printf("%d expectations compared, %d differ, %d not compared for a capability one side lacks (%s)\n", first-uncompared, diffs, uncompared, strings.Join(oracles, "; "))

@@ -72,3 +72,63 @@ func TestCompareHTMLUnwritable(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestCompareSimAndDualRun: a --probe curl,xds run holds two oracles, so with a sim run every
+// class of the three oracles is told apart without a separate xds run (test data, hand-written).
+func TestCompareSimAndDualRun(t *testing.T) {
+	dir := t.TempDir()
+	sim := filepath.Join(dir, "ci-sim.json")
+	simData := `{"id":"ci-sim","backend":{"Name":"sim","Oracle":"predicted-offline-control-plane"},"results":[` +
+		`{"id":"SAME","group":"G1","verdict":"pass","observed":"403","expected":"403"},` +
+		`{"id":"DATA","group":"G1","verdict":"pass","observed":"403","expected":"403"},` +
+		`{"id":"CTRL","group":"G1","verdict":"pass","observed":"403","expected":"403"},` +
+		`{"id":"DRIFT","group":"G1","verdict":"fail","observed":"200","expected":"403"},` +
+		`{"id":"ERR","group":"G1","verdict":"pass","observed":"403","expected":"403"}]}`
+	res := func(id, v, o, pv, po string) string {
+		return `{"id":"` + id + `","group":"G1","expected":"403","verdict":"` + v + `","observed":"` + o + `","oracle":"observed-live-data-plane",` +
+			`"predictions":[{"oracle":"predicted-live-control-plane","verdict":"` + pv + `","observed":"` + po + `","message":"m"}]}`
+	}
+	dual := filepath.Join(dir, "e2e")
+	if err := os.MkdirAll(dual, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dualData := `{"id":"e2e-kind-catalog","backend":{"Name":"kind","Oracle":"observed-live-data-plane"},` +
+		`"predictions":[{"oracle":"predicted-live-control-plane","backend":"kind"}],"results":[` +
+		res("SAME", "pass", "403", "pass", "403") + "," + res("DATA", "fail", "502", "pass", "403") + "," +
+		res("CTRL", "pass", "403", "fail", "200") + "," + res("DRIFT", "fail", "200", "fail", "200") + "," +
+		res("ERR", "pass", "403", "error", "prediction did not run") + `]}`
+	for p, d := range map[string]string{sim: simData, filepath.Join(dual, "results.json"): dualData} {
+		if err := os.WriteFile(p, []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := capture(t, func() error { return cmdCompare([]string{sim, dual}) })
+	if err == nil {
+		t.Fatalf("differences must exit 1:\n%s", out)
+	}
+	for _, w := range []string{
+		`data-plane divergence: observed FAIL "502", the live istiod's configuration predicts PASS "403"`,
+		`control-plane difference: offline prediction PASS "403", live prediction FAIL "200"`,
+		`DRIFT        agree, and fail`,
+		`documentation drift: observed and predicted agree (FAIL "200")`,
+		`unclassified: e2e-kind-catalog[predicted-live-control-plane]: ERROR (m)`,
+		"ci-sim: predicted-offline-control-plane; e2e-kind-catalog: observed-live-data-plane; e2e-kind-catalog[predicted-live-control-plane]: predicted-live-control-plane",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "SAME ") {
+		t.Errorf("SAME agrees everywhere and is listed:\n%s", out)
+	}
+	// The dual run alone: its observation against its prediction.
+	out, err = capture(t, func() error { return cmdCompare([]string{dual}) })
+	if err == nil || !strings.Contains(out, `data-plane divergence: observed FAIL "502"`) || strings.Contains(out, "control-plane difference") {
+		t.Errorf("the dual run alone: %v\n%s", err, out)
+	}
+	// A run of one oracle alone is bad usage, naming it.
+	_, err = capture(t, func() error { return cmdCompare([]string{sim}) })
+	if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), sim+": it holds one oracle") {
+		t.Errorf("one sim run alone: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 	fs.Var(&f.loadArchives, "load-image-archive", "image archive to load into the cluster before the run (repeatable; kind: through the kind library; existing: with --load-command)")
 	fs.Var(&f.applyManifests, "apply-manifest", "kind: apply this manifest after the cluster is created and the image archives are loaded, and wait until its DaemonSets and Deployments are ready (repeatable; e.g. a NetworkPolicy enforcer; kept with the cluster)")
 	fs.StringVar(&f.loadCommand, "load-command", "", "existing: command that loads an image archive into the cluster's nodes; the archive path replaces {} or is appended (e.g. ../shared/tools/localcluster/load-images.sh)")
-	fs.StringVar(&f.probeMode, "probe", live.ProbeCurl, "curl: run curl in the pods (observed through the data plane); xds: predict each request from the xDS istiod sends the pods' proxies (no Envoy needed)")
+	fs.StringVar(&f.probeMode, "probe", live.ProbeCurl, "curl: run curl in the pods (observed through the data plane); xds: predict each request from the xDS istiod sends the pods' proxies (no Envoy needed); curl,xds: both in one run, each check observed with curl (the verdict) and predicted from the live istiod's xDS on the same converged state")
 	fs.StringVar(&f.internet, "internet", live.InternetHermetic, "hermetic (the run's stand-in hosts in the cluster) or live (the real sites)")
 	fs.Var(&f.restartCoreDNS, "restart-coredns", "restart CoreDNS's pods after changing its Corefile instead of waiting for its reload (default true for kind, false for existing)")
 	fs.StringVar(&f.networkPolicy, "network-policy", "auto", "whether the cluster enforces NetworkPolicy: auto (detect the CNI), yes, no")
@@ -138,15 +138,16 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	if f.internet != live.InternetHermetic && f.internet != live.InternetLive {
 		return nil, finish, usageError{fmt.Sprintf("--internet %q: want %s or %s", f.internet, live.InternetHermetic, live.InternetLive)}
 	}
-	if f.probeMode != live.ProbeCurl && f.probeMode != live.ProbeXDS {
+	probeMode, err := live.NormalizeProbe(f.probeMode)
+	if err != nil {
 		// Checked here, before any cluster is touched: a typo must not hide behind a kubeconfig or
 		// kind error, nor cost a cluster's creation.
-		return nil, finish, usageError{fmt.Sprintf("--probe %q: want %s or %s", f.probeMode, live.ProbeCurl, live.ProbeXDS)}
+		return nil, finish, usageError{err.Error()}
 	}
-	if f.probeMode == live.ProbeXDS && f.internet == live.InternetLive {
+	if probeMode != live.ProbeCurl && f.internet == live.InternetLive {
 		// Predictions answer for the external hosts as the stand-in does; only curl reaches the
-		// real sites. Together they would label curl observations as predictions.
-		return nil, finish, usageError{"--probe xds predicts the external hosts' answers from the stand-in: it cannot be combined with --internet live (use --probe curl)"}
+		// real sites. Together they would compare the real sites with the stand-in's answers.
+		return nil, finish, usageError{fmt.Sprintf("--probe %s predicts the external hosts' answers from the stand-in: it cannot be combined with --internet live (use --probe curl)", f.probeMode)}
 	}
 	var netpol *bool
 	switch f.networkPolicy {
@@ -167,7 +168,7 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	opts := live.Options{
 		Name: f.backendName, RunID: f.runID, Timeouts: t, CurlImage: f.curlImage, NginxImage: f.nginxImage,
 		Internet: f.internet, StandinImage: f.standinImage, NetworkPolicy: netpol, Keep: f.keep,
-		Progress: out, WorkDir: f.workDir, Probe: f.probeMode,
+		Progress: out, WorkDir: f.workDir, Probe: probeMode,
 	}
 	install := f.installIstio.or(f.backendName == "kind")
 	profile, why, err := resolveProfile(f.istioProfile, f.loadArchives)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
 )
 
@@ -127,10 +129,27 @@ func TestResolveProfile(t *testing.T) {
 // --probe xds with --internet live would label curl observations as control-plane predictions:
 // refused before anything touches a cluster.
 func TestXDSProbeWithLiveInternetRefused(t *testing.T) {
-	f := &liveFlags{backendName: "existing", runID: "r1", internet: "live", probeMode: "xds", networkPolicy: "auto", istioProfile: "auto"}
-	_, finish, err := startLive(context.Background(), f)
-	defer finish()
-	if err == nil || !strings.Contains(err.Error(), "--internet live") {
-		t.Errorf("startLive(--probe xds --internet live) = %v, want a refusal", err)
+	for _, mode := range []string{"xds", "curl,xds"} {
+		f := &liveFlags{backendName: "existing", runID: "r1", internet: "live", probeMode: mode, networkPolicy: "auto", istioProfile: "auto"}
+		_, finish, err := startLive(context.Background(), f)
+		finish()
+		if err == nil || !strings.Contains(err.Error(), "--internet live") || !strings.Contains(err.Error(), "--probe "+mode) {
+			t.Errorf("startLive(--probe %s --internet live) = %v, want a refusal", mode, err)
+		}
+	}
+}
+
+// --probe takes curl, xds and both (either order); anything else is named before any cluster.
+func TestProbeModes(t *testing.T) {
+	for in, want := range map[string]string{"": live.ProbeCurl, "curl": live.ProbeCurl, "xds": live.ProbeXDS, "curl,xds": live.ProbeBoth, "xds,curl": live.ProbeBoth} {
+		if got, err := live.NormalizeProbe(in); err != nil || got != want {
+			t.Errorf("NormalizeProbe(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"curl,curl", "curl,xds,envoy", "xds;curl"} {
+		err := cmdRun([]string{"--backend", "existing", "--probe", bad, "--kubeconfig", "/nonexistent/kubeconfig"})
+		if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), fmt.Sprintf("--probe %q", bad)) {
+			t.Errorf("--probe %s: %v, want a usage error naming it", bad, err)
+		}
 	}
 }

@@ -29,6 +29,7 @@ type runFlags struct {
 	backend           string
 	groups, ids, dirs stringList
 	reports, runID    string
+	offlineFrom       string
 	impl              report.Implementation
 	contact           stringList
 	verbose           bool
@@ -68,6 +69,7 @@ with --backend sim.`,
 	fs.Var(&f.dirs, "catalog", "scenario directory (repeatable; default: the built-in catalog)")
 	fs.StringVar(&f.reports, "reports", "reports", "directory for reports/<run>/")
 	fs.StringVar(&f.runID, "run-id", "", "name of the run (default: time and backend)")
+	fs.StringVar(&f.offlineFrom, "offline-from", "", "live backends: join this --backend sim run of the same catalog (its directory or results.json) into the reports as each ID's offline prediction; checked before anything runs")
 	fs.StringVar(&f.impl.Organization, "organization", "", "implementation: organization (conformance report)")
 	fs.StringVar(&f.impl.Project, "project", "", "implementation: project")
 	fs.StringVar(&f.impl.URL, "url", "", "implementation: URL")
@@ -82,7 +84,7 @@ with --backend sim.`,
 	fs.AddGoFlagSet(gfs)
 	f.live = addLiveFlags(fs)
 	for name, values := range map[string][]string{
-		"backend": {"sim", "kind", "existing"}, "probe": {live.ProbeCurl, live.ProbeXDS},
+		"backend": {"sim", "kind", "existing"}, "probe": {live.ProbeCurl, live.ProbeXDS, live.ProbeBoth},
 		"internet": {live.InternetHermetic, live.InternetLive}, "network-policy": {"auto", "yes", "no"},
 		"istio-profile": {"auto", "istio", "upstream-envoy"},
 	} {
@@ -118,6 +120,20 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 	catalogName := "built-in"
 	if len(f.dirs) > 0 {
 		catalogName = strings.Join(f.dirs, ", ")
+	}
+	var offline *report.Run
+	var offlineFile string
+	if f.offlineFrom != "" {
+		if f.backend == "sim" {
+			return usageError{"--backend sim: --offline-from joins an offline run into a live run's reports; compare two sim runs with egressconf compare"}
+		}
+		// Read and checked before a cluster is created: a wrong run must not cost a live run.
+		if offline, offlineFile, err = report.ReadRun(f.offlineFrom); err != nil {
+			return fmt.Errorf("--offline-from: %w", err)
+		}
+		if err := conformance.CheckOffline(offline, offlineFile, catalogName, c, f.groups, f.ids); err != nil {
+			return err
+		}
 	}
 	// SIGINT/SIGTERM on every backend: the running expectation is interrupted, every later one is
 	// reported as not run, teardowns run, the reports say interrupted and the exit code is 130. On
@@ -171,14 +187,19 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		Backend: b, Catalog: c, Groups: f.groups, IDs: f.ids, Timeouts: timeouts, ReportsDir: f.reports, RunID: f.runID,
 		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
+		Offline:   offline, OfflineFile: offlineFile,
 		Measure: func(run *report.Run) {
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},
 	})
-	if err != nil {
+	if err != nil && run == nil {
 		return err
 	}
 	reportsDir = dir
+	if err != nil {
+		// The reports were written (without the join): say where, and fail.
+		return err
+	}
 	cnt := run.Counts()
 	d := report.Decide(run)
 	fmt.Println()
@@ -188,6 +209,9 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 	fmt.Printf("\n%s: %d passed, %d failed, %d errors, %d skipped -- reports in %s\n", d.Word, cnt.Passed, cnt.Failed, cnt.Errored, cnt.Skipped, dir)
 	for _, why := range d.Reasons {
 		fmt.Printf("  %s\n", why)
+	}
+	for _, line := range report.PredictionTally(run) {
+		fmt.Printf("%s\n", line)
 	}
 	if run.Interrupted {
 		fmt.Fprintln(os.Stderr, "egressconf: interrupted")

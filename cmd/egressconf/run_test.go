@@ -286,3 +286,44 @@ func TestRunRefusesBadSettings(t *testing.T) {
 }
 
 var _ = time.Second
+
+// TestOfflineFromRefusals: --offline-from is checked before any cluster is touched: a non-sim run,
+// another catalog, missing IDs and --backend sim are refused naming the flag and the file.
+func TestOfflineFromRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "results.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	xds := write("xds", `{"id":"ci-xds","backend":{"Name":"kind","Oracle":"predicted-live-control-plane"},"selection":{"catalog":"built-in"},"results":[{"id":"DENYNS-01"}]}`)
+	mine := write("mine", `{"id":"mine","backend":{"Name":"sim","Oracle":"predicted-offline-control-plane"},"selection":{"catalog":"mydir"},"results":[{"id":"DENYNS-01"}]}`)
+	g1 := write("g1", `{"id":"g1","backend":{"Name":"sim","Oracle":"predicted-offline-control-plane"},"selection":{"catalog":"built-in"},"results":[{"id":"DENYNS-01"}]}`)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--backend", "sim", "--offline-from", g1}, "--backend sim: --offline-from"},
+		{[]string{"--backend", "existing", "--offline-from", xds}, `run "ci-xds" is backend kind (predicted-live-control-plane), not an offline run`},
+		{[]string{"--backend", "existing", "--offline-from", mine}, `run "mine" is of catalog "mydir", this run of catalog "built-in"`},
+		{[]string{"--backend", "existing", "--offline-from", g1, "--group", "G1"}, `run "g1" has no result for 5 of the IDs this run selects: DENYNS-02, DENYNS-03`},
+		{[]string{"--backend", "existing", "--offline-from", filepath.Join(dir, "none")}, "--offline-from: open " + filepath.Join(dir, "none")},
+	} {
+		args := c.args
+		if args[1] != "sim" {
+			args = append(args, "--kubeconfig", "/nonexistent/kubeconfig")
+		}
+		err := cmdRun(args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "kubeconfig") {
+			t.Errorf("%v: the cluster was reached before --offline-from was checked: %v", c.args, err)
+		}
+	}
+}

@@ -39,6 +39,16 @@ type Backend struct {
 	Probes  int
 	// current is the marker of the probe being answered; Log tags entries with it.
 	current string
+
+	// PredictOracle and Predictor make the fake a backend.Predictor (as the live backend with
+	// --probe curl,xds): each check is also predicted by Predictor. An empty oracle predicts nothing.
+	PredictOracle backend.Oracle
+	Predictor     Responder
+	PredictCaps   map[string]bool
+	PredLogs      map[string][]Logged
+	Predictions   int
+	// predicting is the marker of the prediction being answered; PredLog tags entries with it.
+	predicting string
 }
 
 // Logged is an access-log entry with its time.
@@ -49,7 +59,7 @@ type Logged struct {
 
 // New returns a fake backend answering with respond.
 func New(respond Responder) *Backend {
-	return &Backend{Respond: respond, Applied: map[string]backend.Manifest{}, Logs: map[string][]Logged{}, Caps: map[string]bool{}}
+	return &Backend{Respond: respond, Applied: map[string]backend.Manifest{}, Logs: map[string][]Logged{}, PredLogs: map[string][]Logged{}, Caps: map[string]bool{}}
 }
 
 func (b *Backend) call(format string, args ...any) {
@@ -156,4 +166,43 @@ func (b *Backend) Teardown(_ context.Context, s *catalog.Scenario) error {
 	b.call("teardown %s", s.Metadata.Group)
 	b.Applied = map[string]backend.Manifest{}
 	return b.TeardownErr
+}
+
+// PredictionOracle implements backend.Predictor.
+func (b *Backend) PredictionOracle() backend.Oracle { return b.PredictOracle }
+
+// PredictionCapabilities implements backend.Predictor.
+func (b *Backend) PredictionCapabilities() map[string]bool { return b.PredictCaps }
+
+// Predict implements backend.Predictor: the Predictor answers, with markers x1, x2, ...
+func (b *Backend) Predict(_ context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+	b.mu.Lock()
+	b.Predictions++
+	b.predicting = fmt.Sprintf("x%d", b.Predictions)
+	b.mu.Unlock()
+	b.call("predict %s", from.Ref())
+	obs, err := b.Predictor(b, from, req)
+	obs.Probe = b.predicting
+	return obs, err
+}
+
+// PredLog adds a predicted access-log entry for a workload, tagged with the prediction being
+// answered.
+func (b *Backend) PredLog(ref string, e outcome.LogEntry) {
+	c := outcome.LogEntry{outcome.LogFieldProbe: b.predicting}
+	for k, v := range e {
+		c[k] = v
+	}
+	b.PredLogs[ref] = append(b.PredLogs[ref], Logged{At: time.Now(), Entry: c})
+}
+
+// PredictedAccessLog implements backend.Predictor.
+func (b *Backend) PredictedAccessLog(_ context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
+	var out []outcome.LogEntry
+	for _, l := range b.PredLogs[w.Ref()] {
+		if !l.At.Before(since) {
+			out = append(out, l.Entry)
+		}
+	}
+	return out, nil
 }

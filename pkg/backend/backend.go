@@ -118,3 +118,22 @@ type Backend interface {
 type InterceptionChecker interface {
 	Intercepted(ctx context.Context, from catalog.Workload, probes []string) error
 }
+
+// Predictor is a backend that, besides observing each probe, predicts it from a second oracle on
+// the same converged state: the live backend with --probe curl,xds observes with curl and predicts
+// from the live istiod's xDS. The runner asks it once per check, after the check is observed;
+// the prediction is recorded beside the observation and never decides the verdict.
+type Predictor interface {
+	// PredictionOracle is the oracle of the predictions, or "" when this run predicts nothing
+	// (a live backend with one probe mode).
+	PredictionOracle() Oracle
+	// PredictionCapabilities are the capabilities the predictions model (the live istiod's xDS
+	// holds no NetworkPolicy): a check that needs one they lack is a prediction skipped for it.
+	PredictionCapabilities() map[string]bool
+	// Predict evaluates the request once from the workload. An error is the prediction's error,
+	// never a pass; an outcome.OutOfModelError is a request outside the model.
+	Predict(ctx context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error)
+	// PredictedAccessLog returns the entries the predictions wrote for the workload's proxy since
+	// the given time, each carrying its prediction's probe marker.
+	PredictedAccessLog(ctx context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error)
+}

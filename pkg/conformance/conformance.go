@@ -57,6 +57,23 @@ type Options struct {
 	CatalogName string
 	// OnResult, if set, sees every result as it is recorded (progress, tests).
 	OnResult func(report.Result)
+	// Offline, read from OfflineFile, is an offline (--backend sim) run of the same catalog whose
+	// answers join this run's results as predictions (--offline-from). Checked before anything
+	// runs (CheckOffline).
+	Offline     *report.Run
+	OfflineFile string
+}
+
+// CheckOffline checks, before a run, that src (read from file) can join a run of catalog full
+// named catalogName with this selection: an offline run of the same catalog holding every
+// selected ID (report.CheckOffline).
+func CheckOffline(src *report.Run, file, catalogName string, full *catalog.Catalog, groups, ids []string) error {
+	c, err := Select(full, Dedup(groups), Dedup(ids))
+	if err != nil {
+		return err
+	}
+	sel := NewSelection(catalogName, full, c, Dedup(groups), Dedup(ids))
+	return report.CheckOffline(src, file, catalogName, sel.SelectedIDs)
 }
 
 // ValidateRunID refuses a run name that is not a single plain path element: reports/<run>/ must
@@ -223,6 +240,14 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 		return nil, "", err
 	}
 	selection := NewSelection(o.CatalogName, full, c, o.Groups, o.IDs)
+	if o.Offline != nil {
+		if info.Oracle == backend.OracleOffline {
+			return nil, "", fmt.Errorf("--offline-from %s: this run is itself an offline run (backend %s)", o.OfflineFile, info.Name)
+		}
+		if err := report.CheckOffline(o.Offline, o.OfflineFile, o.CatalogName, selection.SelectedIDs); err != nil {
+			return nil, "", err
+		}
+	}
 	if o.ReportsDir == "" {
 		o.ReportsDir = "reports"
 	}
@@ -375,11 +400,19 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 		report.Measurement{Name: "time in probes", Value: tm.Probes.Round(time.Millisecond).String()},
 		report.Measurement{Name: "time holding negative expectations", Value: tm.Holds.Round(time.Millisecond).String()},
 		report.Measurement{Name: "time reading access logs", Value: tm.Logs.Round(time.Millisecond).String()})
+	if p, ok := o.Backend.(backend.Predictor); ok && p.PredictionOracle() != "" {
+		run.Predictions = append(run.Predictions, report.PredictionSource{Oracle: p.PredictionOracle(), Backend: run.Backend.Name, IstioVersion: run.Backend.IstioVersion})
+	}
+	var joinErr error
+	if o.Offline != nil {
+		// On an error nothing is joined; the reports are written all the same.
+		joinErr = report.JoinOffline(run, o.Offline, o.OfflineFile)
+	}
 	if o.Measure != nil {
 		o.Measure(run)
 	}
 	if _, err := report.WriteAll(dir, run); err != nil {
 		return run, dir, err
 	}
-	return run, dir, nil
+	return run, dir, joinErr
 }

@@ -5,10 +5,13 @@ import (
 	"sort"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/egressconf/egressconf/pkg/backend"
 )
 
-// ConformanceAPIVersion versions the conformance report format.
-const ConformanceAPIVersion = "egressconf.io/v1alpha1"
+// ConformanceAPIVersion versions the conformance report format. v1alpha2 added tests (every ID's
+// answer per oracle) and predictions (where the predictions came from).
+const ConformanceAPIVersion = "egressconf.io/v1alpha2"
 
 // ConformanceReport is modelled on the Gateway API's ConformanceReport: who ran it, against what,
 // and per profile (istio-native: G1 and G7..G13; asm-egress-traffic-policy: G2..G6) what passed, failed and was skipped (with every skip named and its reason).
@@ -39,6 +42,68 @@ type ConformanceReport struct {
 	Settings map[string]string `json:"settings,omitempty"`
 	// TeardownFailures name the scenarios whose teardown failed.
 	TeardownFailures []TeardownFailure `json:"teardownFailures,omitempty"`
+	// Predictions name the oracles whose predictions the tests carry besides the run's own
+	// (--probe curl,xds; --offline-from). The summary and profiles count the run's own oracle only.
+	Predictions []PredictionSource `json:"predictions,omitempty"`
+	// Tests are every ID with the document's expectation and each oracle's answer: what was
+	// observed, and apart from it what was only predicted.
+	Tests []TestOracles `json:"tests"`
+}
+
+// TestOracles is one expectation ID: what the document says and what each oracle answered.
+// A field is absent when the run has no answer of that oracle.
+type TestOracles struct {
+	ID    string `json:"id"`
+	Group string `json:"group"`
+	// Kind is documented (the document states it) or derived.
+	Kind string `json:"kind"`
+	// Documented is the expected outcome, from the catalog (and the document it cites).
+	Documented string `json:"documented"`
+	Source     string `json:"source,omitempty"`
+	// PredictedOffline: Istio's control plane in process and egressconf's Envoy model.
+	PredictedOffline *OracleAnswer `json:"predictedOffline,omitempty"`
+	// PredictedLiveControlPlane: the live istiod's xDS and egressconf's Envoy model.
+	PredictedLiveControlPlane *OracleAnswer `json:"predictedLiveControlPlane,omitempty"`
+	// Observed: curl through the live mesh's Envoy. The only conformance evidence.
+	Observed *OracleAnswer `json:"observed,omitempty"`
+}
+
+// OracleAnswer is one oracle's answer for an ID.
+type OracleAnswer struct {
+	Oracle  backend.Oracle `json:"oracle"`
+	Verdict Verdict        `json:"verdict"`
+	// Outcome is what was observed or predicted (status, reset, log entry...).
+	Outcome    string `json:"outcome,omitempty"`
+	Message    string `json:"message,omitempty"`
+	Capability string `json:"capability,omitempty"`
+	// Run names the run a joined prediction came from.
+	Run string `json:"run,omitempty"`
+}
+
+// newTestOracles is a result's answers by oracle.
+func newTestOracles(r Result) TestOracles {
+	t := TestOracles{ID: r.ID, Group: r.Group, Kind: r.Kind, Documented: r.Expected}
+	if r.Source != nil {
+		t.Source = r.Source.Doc
+		if r.Source.Section != "" {
+			t.Source += ", " + r.Source.Section
+		}
+	}
+	set := func(a *OracleAnswer) {
+		switch a.Oracle {
+		case backend.OracleOffline:
+			t.PredictedOffline = a
+		case backend.OracleLiveControlPlane:
+			t.PredictedLiveControlPlane = a
+		case backend.OracleLiveDataPlane:
+			t.Observed = a
+		}
+	}
+	set(&OracleAnswer{Oracle: r.Oracle, Verdict: r.Verdict, Outcome: r.Observed, Message: r.Message, Capability: r.Capability})
+	for _, p := range r.Predictions {
+		set(&OracleAnswer{Oracle: p.Oracle, Verdict: p.Verdict, Outcome: p.Observed, Message: p.Message, Capability: p.Capability, Run: p.Run})
+	}
+	return t
 }
 
 // ConformanceCounts are the counts of a profile.
@@ -91,12 +156,15 @@ func NewConformanceReport(run *Run) ConformanceReport {
 		Selection:        run.Selection,
 		Settings:         run.Settings,
 		TeardownFailures: run.TeardownFailures,
+		Predictions:      run.Predictions,
+		Tests:            []TestOracles{},
 	}
 	byProfile := map[string]*ProfileReport{}
 	var names []string
 	var total Counts
 	byProfileResults := map[string][]Result{}
 	for _, r := range run.Results {
+		cr.Tests = append(cr.Tests, newTestOracles(r))
 		byProfileResults[r.Profile] = append(byProfileResults[r.Profile], r)
 		p, ok := byProfile[r.Profile]
 		if !ok {

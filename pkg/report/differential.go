@@ -120,9 +120,24 @@ func (r *DiffRow) Has(c Class) bool {
 	return false
 }
 
-// NewDifferential builds the per-ID table of runs and classifies every disagreement. One run gives
-// the table without classes.
-func NewDifferential(runs ...*Run) *Differential {
+// NewDifferential builds the per-ID table of runs and classifies every disagreement. Each run
+// counts once per oracle it carries (OracleViews): a --probe curl,xds run is an observation and
+// a live prediction, and a run joined with --offline-from adds the offline prediction, unless
+// that offline run is given itself. One run of one oracle gives the table without classes.
+func NewDifferential(given ...*Run) *Differential {
+	ids := map[string]bool{}
+	for _, r := range given {
+		ids[r.ID] = true
+	}
+	var runs []*Run
+	for _, r := range given {
+		for _, v := range OracleViews(r) {
+			if v.joinedFrom != "" && ids[v.joinedFrom] {
+				continue // the run it was joined from is compared as itself
+			}
+			runs = append(runs, v)
+		}
+	}
 	d := &Differential{Runs: runs}
 	index := map[string]int{}
 	for i, run := range runs {
@@ -385,4 +400,80 @@ func (d *Differential) Groups() []string {
 		}
 	}
 	return out
+}
+
+// OracleViews is the run once per oracle: the run itself, then for each oracle its results carry
+// predictions of (Run.Predictions), a run of its own whose results are those predictions. A
+// result without a prediction of that oracle is an error there ("no prediction"), never a pass.
+func OracleViews(run *Run) []*Run {
+	out := []*Run{run}
+	for _, src := range predictionSources(run) {
+		v := &Run{
+			ID: fmt.Sprintf("%s[%s]", run.ID, src.Oracle), Started: run.Started, Finished: run.Finished,
+			Backend:        backend.Info{Name: src.Backend, Oracle: src.Oracle, IstioVersion: src.IstioVersion, MeshVersion: run.Backend.MeshVersion},
+			Implementation: run.Implementation, Interrupted: run.Interrupted, Selection: run.Selection, Settings: run.Settings,
+			viewOf: run.ID, joinedFrom: src.Run,
+		}
+		if src.Run != "" {
+			v.ID = fmt.Sprintf("%s[%s from %s]", run.ID, src.Oracle, src.Run)
+			v.Backend.MeshVersion = ""
+		}
+		if v.Backend.Name == "" {
+			v.Backend.Name = run.Backend.Name
+		}
+		if src.Run == "" && v.Backend.IstioVersion == "" {
+			v.Backend.IstioVersion = run.Backend.IstioVersion // the same istiod's
+		}
+		for _, r := range run.Results {
+			v.Results = append(v.Results, predictedResult(r, src.Oracle, v.Backend.Name))
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// predictionSources are the run's prediction oracles: Run.Predictions, and any other oracle a
+// result carries (a results.json written by hand or by an older egressconf).
+func predictionSources(run *Run) []PredictionSource {
+	srcs := append([]PredictionSource(nil), run.Predictions...)
+	seen := map[backend.Oracle]bool{}
+	for _, s := range srcs {
+		seen[s.Oracle] = true
+	}
+	for _, r := range run.Results {
+		for _, p := range r.Predictions {
+			if !seen[p.Oracle] && p.Oracle != "" {
+				seen[p.Oracle] = true
+				srcs = append(srcs, PredictionSource{Oracle: p.Oracle, Run: p.Run})
+			}
+		}
+	}
+	return srcs
+}
+
+// predictedResult is r as oracle o predicted it.
+func predictedResult(r Result, o backend.Oracle, backendName string) Result {
+	v := r
+	v.Oracle, v.Backend, v.Predictions, v.Diagnostics, v.Duration = o, backendName, nil, "", 0
+	p := r.PredictionBy(o)
+	if p == nil {
+		v.Verdict, v.Observed, v.Capability = Error, "", ""
+		v.Message = fmt.Sprintf("no prediction of %s recorded for %s", o, r.ID)
+		v.Checks = nil
+		return v
+	}
+	v.Verdict, v.Observed, v.Message, v.Capability = p.Verdict, p.Observed, p.Message, p.Capability
+	v.Checks = nil
+	for _, c := range r.Checks {
+		pc := CheckResult{Description: c.Description, Expected: c.Expected}
+		if c.Prediction != nil && c.Prediction.Oracle == o {
+			pc.Observed, pc.Verdict, pc.Message, pc.Probes, pc.Attempts = c.Prediction.Observed, c.Prediction.Verdict, c.Prediction.Message, c.Prediction.Probes, 1
+		} else if p.Run == "" {
+			pc.Verdict, pc.Message = Error, "no prediction recorded for this check"
+		} else {
+			continue // joined from another run: predicted per expectation, checks not carried
+		}
+		v.Checks = append(v.Checks, pc)
+	}
+	return v
 }

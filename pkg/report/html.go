@@ -34,7 +34,11 @@ func WriteHTML(w io.Writer, d *Differential) error {
 // writeRunHTML is report.html of one run, written into the run's directory: diagnostics link
 // relative to it.
 func writeRunHTML(w io.Writer, run *Run) error {
-	return htmlTemplate.Execute(w, newHTMLPage(NewDifferential(run), true))
+	p := newHTMLPage(NewDifferential(run), true)
+	// A run with predictions has a column per oracle, classified; it is still one run.
+	d := Decide(run)
+	p.Title = fmt.Sprintf("egressconf run %s: %s", run.ID, d.Word)
+	return htmlTemplate.Execute(w, p)
 }
 
 type htmlPage struct {
@@ -49,11 +53,13 @@ type htmlPage struct {
 
 type htmlRun struct {
 	ID, Backend, Oracle, Claim, Word, Result, Istio, Proxy, Selection, Settings string
-	Counts                                                                      Counts
-	Reasons                                                                     []string
-	Interrupted                                                                 bool
-	Teardown                                                                    []TeardownFailure
-	Measurements                                                                []Measurement
+	// Note says that a column holds predictions recorded in another run's results.
+	Note         string
+	Counts       Counts
+	Reasons      []string
+	Interrupted  bool
+	Teardown     []TeardownFailure
+	Measurements []Measurement
 }
 
 type htmlClass struct {
@@ -113,8 +119,16 @@ func newHTMLPage(d *Differential, inRunDir bool) htmlPage {
 			Word: dec.Word, Result: dec.Result, Reasons: dec.Reasons, Counts: run.Counts(), Interrupted: run.Interrupted,
 			Istio: run.Backend.IstioVersion, Proxy: run.Backend.Proxy, Teardown: run.TeardownFailures, Measurements: run.Measurements,
 		}
+		if run.viewOf != "" {
+			// Predictions recorded beside another run's results: no verdict of their own.
+			hr.Word, hr.Result, hr.Reasons = "PREDICTIONS", "", nil
+			hr.Note = fmt.Sprintf("predictions recorded in run %s beside its results; they decide none of its verdicts", run.viewOf)
+			if run.joinedFrom != "" {
+				hr.Note += fmt.Sprintf(" (joined from run %s)", run.joinedFrom)
+			}
+		}
 		if run.Backend.MeshVersion != "" {
-			hr.Istio = strings.TrimSpace(hr.Istio + "; mesh " + run.Backend.MeshVersion)
+			hr.Istio = strings.TrimPrefix(hr.Istio+"; mesh "+run.Backend.MeshVersion, "; ")
 		}
 		if s := run.Selection; s != nil {
 			hr.Selection = s.Describe()

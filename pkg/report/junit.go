@@ -177,6 +177,18 @@ func caseOutput(r Result) string {
 		}
 		b.WriteString("\n")
 	}
+	// Predictions are said as predictions, never as the case's outcome.
+	for _, p := range r.Predictions {
+		fmt.Fprintf(&b, "predicted (%s", p.Oracle)
+		if p.Run != "" {
+			fmt.Fprintf(&b, ", run %s", p.Run)
+		}
+		fmt.Fprintf(&b, "): %s %q", p.Verdict, p.Observed)
+		if p.Message != "" {
+			fmt.Fprintf(&b, " (%s)", p.Message)
+		}
+		b.WriteString("\n")
+	}
 	if r.Diagnostics != "" {
 		fmt.Fprintf(&b, "diagnostics: %s\n", r.Diagnostics)
 	}

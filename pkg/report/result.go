@@ -36,6 +36,37 @@ type CheckResult struct {
 	// Probes are the markers of the requests a probe check made (outcome.Observed.Probe); a log
 	// check reads only the entries of these requests.
 	Probes []string `json:"probes,omitempty" yaml:"probes,omitempty"`
+	// Prediction is the same check predicted by a second oracle of the run (--probe curl,xds: the
+	// live istiod's xDS), after the observation, on the same converged state.
+	Prediction *Prediction `json:"prediction,omitempty" yaml:"prediction,omitempty"`
+}
+
+// Prediction is an answer for an expectation (or one check) from an oracle other than the
+// result's own: the live istiod's xDS in a --probe curl,xds run, or an offline run joined with
+// --offline-from. It is recorded beside the result and never decides the result's verdict.
+type Prediction struct {
+	Oracle   backend.Oracle `json:"oracle" yaml:"oracle"`
+	Observed string         `json:"observed" yaml:"observed"`
+	Verdict  Verdict        `json:"verdict" yaml:"verdict"`
+	Message  string         `json:"message,omitempty" yaml:"message,omitempty"`
+	// Capability, on a skip, is the capability the predicting backend lacks.
+	Capability string `json:"capability,omitempty" yaml:"capability,omitempty"`
+	// Run names the run the prediction was joined from; empty when this run made it.
+	Run string `json:"run,omitempty" yaml:"run,omitempty"`
+	// Probes are the markers of the predicted requests (a check's prediction); a predicted log
+	// check reads only the entries of these.
+	Probes []string `json:"probes,omitempty" yaml:"probes,omitempty"`
+}
+
+// PredictionSource says where a run's predictions of one oracle came from.
+type PredictionSource struct {
+	Oracle backend.Oracle `json:"oracle" yaml:"oracle"`
+	// Run is the run they were joined from (empty: this run made them); File its results file.
+	Run  string `json:"run,omitempty" yaml:"run,omitempty"`
+	File string `json:"file,omitempty" yaml:"file,omitempty"`
+	// Backend is the predicting backend's name, IstioVersion its control plane's version.
+	Backend      string `json:"backend" yaml:"backend"`
+	IstioVersion string `json:"istioVersion,omitempty" yaml:"istioVersion,omitempty"`
 }
 
 // Result is the outcome of one expectation ID.
@@ -70,6 +101,20 @@ type Result struct {
 	Duration    time.Duration  `json:"duration" yaml:"duration"`
 	Checks      []CheckResult  `json:"checks" yaml:"checks"`
 	Diagnostics string         `json:"diagnostics,omitempty" yaml:"diagnostics,omitempty"`
+	// Predictions are the same expectation answered by other oracles (the live istiod's xDS in a
+	// --probe curl,xds run, an offline run joined with --offline-from), one per oracle. Verdict
+	// above stays the result's own oracle's.
+	Predictions []Prediction `json:"predictions,omitempty" yaml:"predictions,omitempty"`
+}
+
+// PredictionBy returns the result's prediction of oracle o, or nil.
+func (r *Result) PredictionBy(o backend.Oracle) *Prediction {
+	for i := range r.Predictions {
+		if r.Predictions[i].Oracle == o {
+			return &r.Predictions[i]
+		}
+	}
+	return nil
 }
 
 // Implementation identifies who ran the suite against what, as the Gateway API's report does.
@@ -101,8 +146,14 @@ type Run struct {
 	Settings map[string]string `json:"settings,omitempty" yaml:"settings,omitempty"`
 	// TeardownFailures are the scenarios whose teardown failed.
 	TeardownFailures []TeardownFailure `json:"teardownFailures,omitempty" yaml:"teardownFailures,omitempty"`
+	// Predictions name the oracles whose predictions the results carry besides their own, and
+	// where each came from. The run's verdict never rests on them.
+	Predictions []PredictionSource `json:"predictions,omitempty" yaml:"predictions,omitempty"`
 	// Verdict is Decide(run), filled when the reports are written.
 	Verdict *Decision `json:"verdict,omitempty" yaml:"verdict,omitempty"`
+	// viewOf, on an oracle view (OracleViews), is the run whose predictions it holds; joinedFrom
+	// the run they were joined from (--offline-from).
+	viewOf, joinedFrom string
 }
 
 // Measurement is a named value for the summary.

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/egressconf/egressconf/pkg/backend"
 )
 
 // WriteSummary writes the truth table a person reads at a glance (Markdown; it renders as a CI step
@@ -66,10 +68,14 @@ func WriteSummary(w io.Writer, run *Run) error {
 	if len(run.Measurements) > 0 {
 		b.WriteString("\n")
 	}
-	b.WriteString("| ID | from | request | expected | observed | verdict | time |\n|---|---|---|---|---|---|---|\n")
-	for _, r := range run.Results {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.ID, cell(r.From), cell(r.Request), cell(r.Expected),
-			cell(r.Observed), verdictCell(r), r.Duration.Round(1e6))
+	if len(run.Predictions) == 0 {
+		b.WriteString("| ID | from | request | expected | observed | verdict | time |\n|---|---|---|---|---|---|---|\n")
+		for _, r := range run.Results {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.ID, cell(r.From), cell(r.Request), cell(r.Expected),
+				cell(r.Observed), verdictCell(r), r.Duration.Round(1e6))
+		}
+	} else {
+		writePredictedTable(&b, run)
 	}
 	var notes []Result
 	for _, r := range run.Results {
@@ -121,4 +127,82 @@ func cell(s string) string {
 		s = s[:117] + "..."
 	}
 	return s
+}
+
+// predictionOrder is the order oracles' columns appear in: the documents' side first, the
+// observation last.
+var predictionOrder = []backend.Oracle{backend.OracleOffline, backend.OracleLiveControlPlane, backend.OracleLiveDataPlane}
+
+// columnTitle names an oracle's column.
+func columnTitle(o backend.Oracle) string {
+	switch o {
+	case backend.OracleOffline:
+		return "predicted offline"
+	case backend.OracleLiveControlPlane:
+		return "predicted from the live control plane"
+	case backend.OracleLiveDataPlane:
+		return "observed"
+	}
+	return string(o)
+}
+
+// writePredictedTable is the truth table of a run whose results carry predictions: per ID the
+// document's expectation, each oracle's answer (verdict and outcome), the run's verdict.
+func writePredictedTable(b *strings.Builder, run *Run) {
+	have := map[backend.Oracle]string{run.Backend.Oracle: ""}
+	for _, p := range run.Predictions {
+		have[p.Oracle] = p.Run
+	}
+	var cols []backend.Oracle
+	for _, o := range predictionOrder {
+		if _, ok := have[o]; ok {
+			cols = append(cols, o)
+		}
+	}
+	fmt.Fprintf(b, "The verdict is the run's own oracle's (%s); the predictions are recorded beside it and never decide it.\n\n", columnTitle(run.Backend.Oracle))
+	for _, p := range run.Predictions {
+		if p.Run != "" {
+			fmt.Fprintf(b, "- %s: joined from run `%s` (%s)\n", columnTitle(p.Oracle), p.Run, p.File)
+		}
+	}
+	b.WriteString("\n| ID | from | request | documented |")
+	for _, o := range cols {
+		fmt.Fprintf(b, " %s |", columnTitle(o))
+	}
+	b.WriteString(" verdict | time |\n|---|---|---|---|")
+	b.WriteString(strings.Repeat("---|", len(cols)+2) + "\n")
+	for _, r := range run.Results {
+		fmt.Fprintf(b, "| %s | %s | %s | %s |", r.ID, cell(r.From), cell(r.Request), cell(r.Expected))
+		for _, o := range cols {
+			switch p := r.PredictionBy(o); {
+			case o == r.Oracle:
+				fmt.Fprintf(b, " %s |", answerCell(answerWord(r.Verdict, r.NotRun), r.Observed, r.Capability))
+			case p != nil:
+				fmt.Fprintf(b, " %s |", answerCell(answerWord(p.Verdict, false), p.Observed, p.Capability))
+			default:
+				b.WriteString(" — |")
+			}
+		}
+		fmt.Fprintf(b, " %s | %s |\n", verdictCell(r), r.Duration.Round(1e6))
+	}
+}
+
+// answerCell is an oracle's answer in a cell: the verdict, what was observed or predicted, and a
+// skip's missing capability.
+func answerCell(word, observed, capability string) string {
+	s := word
+	if observed != "" {
+		s += " " + cell(observed)
+	}
+	if capability != "" {
+		s += " (no " + capability + ")"
+	}
+	return s
+}
+
+func answerWord(v Verdict, notRun bool) string {
+	if v == Error && notRun {
+		return "NOT RUN"
+	}
+	return strings.ToUpper(string(v))
 }

@@ -57,8 +57,16 @@ type Runner struct {
 	// check reads the entries of the requests of the expectation it names, and only if it passed.
 	probes   map[string][]string
 	verdicts map[string]report.Verdict
-	results  []report.Result
-	timing   Timing
+	// pred is the backend's second oracle when it predicts besides observing (nil otherwise);
+	// predProbes and predVerdicts are probes and verdicts of its predictions, per expectation.
+	pred backend.Predictor
+	// requiring maps each resource file applied for a capability, and not deleted since, to it:
+	// a prediction that does not model the capability cannot predict what depends on the file.
+	requiring    map[string]string
+	predProbes   map[string][]string
+	predVerdicts map[string]report.Verdict
+	results      []report.Result
+	timing       Timing
 }
 
 // Timing is where a run's time went, summed over every scenario: what a live run's wall time is
@@ -72,6 +80,8 @@ type Timing struct {
 	Holds time.Duration
 	// Logs is the time spent reading access logs until an entry matched (or the bound passed).
 	Logs time.Duration
+	// Predictions is the time spent in a second oracle's predictions (--probe curl,xds).
+	Predictions time.Duration
 }
 
 // Timing returns where the run's time went so far.
@@ -85,7 +95,11 @@ func New(o Options) *Runner {
 	if o.Timeouts == (Timeouts{}) {
 		o.Timeouts = DefaultTimeouts()
 	}
-	return &Runner{o: o, info: o.Backend.Info()}
+	r := &Runner{o: o, info: o.Backend.Info()}
+	if p, ok := o.Backend.(backend.Predictor); ok && p.PredictionOracle() != "" {
+		r.pred = p
+	}
+	return r
 }
 
 // Results returns every result recorded so far, in order.
@@ -141,6 +155,9 @@ func (r *Runner) NotRun(s *catalog.Scenario, st *catalog.Step, e *catalog.Expect
 func (r *Runner) RecordNotRun(s *catalog.Scenario, st *catalog.Step, e *catalog.Expectation, why string) report.Result {
 	res := r.baseResult(s, st, e)
 	res.Verdict, res.NotRun, res.Message, res.Observed = report.Error, true, "not run: "+why, "not run"
+	if r.pred != nil {
+		res.Predictions = []report.Prediction{{Oracle: r.pred.PredictionOracle(), Verdict: report.Error, Observed: "not run", Message: "not predicted: " + why}}
+	}
 	r.record(res)
 	return res
 }
@@ -171,6 +188,9 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.started = map[string]time.Time{}
 	r.probes = map[string][]string{}
 	r.verdicts = map[string]report.Verdict{}
+	r.predProbes = map[string][]string{}
+	r.predVerdicts = map[string]report.Verdict{}
+	r.requiring = map[string]string{}
 	start := time.Now()
 	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
@@ -228,6 +248,7 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 		if err := b.Delete(ctx, m); err != nil {
 			return fmt.Errorf("delete %s: %w", res.Key(), err)
 		}
+		delete(r.requiring, res.Key())
 	}
 	for _, ref := range st.Remove {
 		w, _ := s.Workload(ref)
@@ -254,6 +275,9 @@ func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
 		}
 		if err := b.Apply(ctx, m); err != nil {
 			return fmt.Errorf("apply %s: %w", res.Key(), err)
+		}
+		if res.Requires != "" {
+			r.requiring[res.Key()] = res.Requires
 		}
 	}
 	return nil
@@ -291,6 +315,9 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 				panic(p)
 			}
 			res.Verdict, res.Message = report.Error, fmt.Sprintf("panic in check: %v", p)
+			if r.pred != nil {
+				res.Predictions = []report.Prediction{{Oracle: r.pred.PredictionOracle(), Verdict: report.Error, Message: "not predicted: " + res.Message}}
+			}
 			res.Duration = time.Since(start)
 			r.record(res)
 			r.progress("   ERROR %-12s %s", e.ID, res.Message)
@@ -303,6 +330,15 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 		var observed []string
 		for _, c := range e.Checks {
 			cr := r.runCheck(ctx, e, c)
+			if r.pred != nil {
+				// Predicted after the observation, on the same converged state.
+				if why, capability := r.unpredictable(e); why != "" {
+					cr.Prediction = &report.Prediction{Oracle: r.pred.PredictionOracle(), Verdict: report.Skip, Message: why, Capability: capability}
+				} else {
+					cr.Prediction = r.predictCheck(ctx, e, c)
+				}
+				r.predProbes[e.ID] = append(r.predProbes[e.ID], cr.Prediction.Probes...)
+			}
 			res.Checks = append(res.Checks, cr)
 			r.probes[e.ID] = append(r.probes[e.ID], cr.Probes...)
 			observed = append(observed, cr.Observed)
@@ -312,9 +348,22 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 			}
 		}
 		res.Observed = strings.Join(observed, "; ")
+		if r.pred != nil {
+			res.Predictions = []report.Prediction{predictionOf(r.pred.PredictionOracle(), res.Checks)}
+		}
+	} else if r.pred != nil {
+		// Not observable at all: not predicted either, for the same reason.
+		p := report.Prediction{Oracle: r.pred.PredictionOracle(), Verdict: res.Verdict, Message: res.Message, Capability: res.Capability}
+		if p.Verdict == report.Error {
+			p.Message = "not predicted: " + res.Message
+		}
+		res.Predictions = []report.Prediction{p}
 	}
 	res.Duration = time.Since(start)
 	r.verdicts[e.ID] = res.Verdict
+	if r.pred != nil {
+		r.predVerdicts[e.ID] = res.Predictions[0].Verdict
+	}
 	if res.Verdict == report.Fail || res.Verdict == report.Error {
 		dir := filepath.Join(r.o.ReportDir, "diagnostics", e.ID)
 		if r.o.ReportDir != "" {
@@ -337,6 +386,16 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 			line += " -- diagnostics: " + res.Diagnostics
 		}
 		r.progress("%s", line)
+	}
+	// A prediction that differs from the observation is said under it; one that agrees is not.
+	for _, p := range res.Predictions {
+		if p.Verdict != res.Verdict || p.Observed != res.Observed {
+			what := strings.ToUpper(string(p.Verdict))
+			if p.Observed != "" {
+				what += fmt.Sprintf(" %q", p.Observed)
+			}
+			r.progress("        %-12s predicted (%s): %s%s", "", p.Oracle, what, messageSuffix(p.Message))
+		}
 	}
 	return res
 }
@@ -614,4 +673,130 @@ func (r *Runner) capabilityReason(c string) string {
 		return ": " + why
 	}
 	return ""
+}
+
+// predictionOf is an expectation's prediction from its checks' predictions, by the rule that
+// gives its observed verdict: the first check not passed decides, an error or fail over a skip.
+func predictionOf(o backend.Oracle, checks []report.CheckResult) report.Prediction {
+	p := report.Prediction{Oracle: o, Verdict: report.Pass}
+	var observed []string
+	for _, cr := range checks {
+		cp := cr.Prediction
+		if cp == nil {
+			cp = &report.Prediction{Verdict: report.Error, Message: "no prediction recorded"}
+		}
+		observed = append(observed, cp.Observed)
+		if cp.Verdict != report.Pass && (p.Verdict == report.Pass || (p.Verdict == report.Skip && cp.Verdict != report.Skip)) {
+			p.Verdict, p.Capability = cp.Verdict, cp.Capability
+			p.Message = fmt.Sprintf("%s: %s", cr.Description, cp.Message)
+		}
+	}
+	p.Observed = strings.Join(observed, "; ")
+	return p
+}
+
+// predictCheck predicts one check once from the backend's second oracle: a probe check from the
+// request, a log check from the entries the predictions of the expectation it names wrote. An
+// error is the prediction's error, never a pass.
+func (r *Runner) predictCheck(ctx context.Context, e *catalog.Expectation, c catalog.Check) *report.Prediction {
+	p := &report.Prediction{Oracle: r.pred.PredictionOracle()}
+	if c.Log != nil {
+		r.predictLog(ctx, e, c, p)
+		return p
+	}
+	w, _ := r.scenario.Workload(c.From)
+	start := time.Now()
+	obs, err := r.pred.Predict(ctx, w, c.Request)
+	r.timing.Predictions += time.Since(start)
+	if obs.Probe != "" && err == nil {
+		p.Probes = []string{obs.Probe}
+	}
+	var oom *outcome.OutOfModelError
+	switch {
+	case errors.As(err, &oom):
+		p.Verdict, p.Observed, p.Message = report.Skip, "out of model", oom.Error()
+		return p
+	case err != nil:
+		p.Verdict, p.Observed, p.Message = report.Error, "prediction did not run", err.Error()
+		return p
+	}
+	p.Observed = obs.Summary()
+	mismatch := outcome.Match(c.Expect, obs)
+	switch {
+	case errors.As(mismatch, &oom):
+		p.Verdict, p.Message = report.Skip, oom.Error()
+	case mismatch != nil:
+		p.Verdict, p.Message = report.Fail, mismatch.Error()
+	default:
+		p.Verdict = report.Pass
+	}
+	return p
+}
+
+// predictLog is logCheck on the predictions' own access-log entries: only entries carrying the
+// marker of a predicted request of the expectation named by After (default this one) count, and
+// that expectation's prediction must have passed. Predictions are deterministic: read once.
+func (r *Runner) predictLog(ctx context.Context, e *catalog.Expectation, c catalog.Check, p *report.Prediction) {
+	w, _ := r.scenario.Workload(c.Log.Workload)
+	after := e.ID
+	if c.Log.After != "" {
+		after = c.Log.After
+	}
+	since, ok := r.started[after]
+	if !ok {
+		p.Verdict, p.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its predicted log cannot be read", after)
+		return
+	}
+	if v, done := r.predVerdicts[after]; done && v != report.Pass {
+		p.Verdict, p.Observed = report.Error, "log not read"
+		p.Message = fmt.Sprintf("reads the predicted log of the requests of %s, whose prediction did not pass (%s)", after, v)
+		return
+	}
+	mine := map[string]bool{}
+	for _, m := range r.predProbes[after] {
+		mine[m] = true
+	}
+	if len(mine) == 0 {
+		p.Verdict, p.Observed = report.Error, "log not read"
+		p.Message = fmt.Sprintf("expectation %s made no predicted request whose log entries could be told apart", after)
+		return
+	}
+	entries, err := r.pred.PredictedAccessLog(ctx, w, since)
+	if err != nil {
+		p.Verdict, p.Observed, p.Message = report.Error, "log not read", err.Error()
+		return
+	}
+	entries = ownEntries(entries, mine)
+	if c.Log.Host != "" {
+		entries = filterHost(entries, c.Log.Host)
+	}
+	if err := outcome.MatchLog(c.Log.Entry, entries); err != nil {
+		p.Verdict, p.Message = report.Fail, err.Error()
+		p.Observed = fmt.Sprintf("%d predicted entries of %s's requests, none matching", len(entries), after)
+		return
+	}
+	p.Verdict, p.Observed = report.Pass, "log "+c.Log.Entry.String()
+}
+
+// unpredictable says why the second oracle cannot predict the expectation, and the capability it
+// lacks: the expectation needs one the predictions do not model, or depends on a file applied
+// for one (unless it declares itself independentOf the file).
+func (r *Runner) unpredictable(e *catalog.Expectation) (string, string) {
+	caps := r.pred.PredictionCapabilities()
+	if e.Requires != "" && !caps[e.Requires] {
+		return fmt.Sprintf("%s does not model capability %q", r.pred.PredictionOracle(), e.Requires), e.Requires
+	}
+	for _, key := range sortedKeys(r.requiring) {
+		if c := r.requiring[key]; !caps[c] && !e.IndependentOfFile(key) {
+			return fmt.Sprintf("depends on %s, applied for capability %q, which %s does not model", key, c, r.pred.PredictionOracle()), c
+		}
+	}
+	return "", ""
+}
+
+func messageSuffix(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ": " + m
 }

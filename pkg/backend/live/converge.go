@@ -109,15 +109,17 @@ func (b *Backend) Converge(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("istiod does not have the change (%s): %w", why, err)
 	}
-	if b.xds != nil {
+	if b.predictOnly() {
 		sc.pending = pending{}
 		return b.xdsConverge(ctx)
 	}
 	proxies := b.envoyProxies(ctx, sc)
-	if len(proxies) == 0 {
+	if len(proxies) == 0 && b.xds == nil {
 		sc.pending = pending{}
 		return nil
 	}
+	// One sentinel generation for the real proxies and, with --probe curl,xds, the virtual ones:
+	// the prediction is made on the state the observation was made on.
 	gen, err := b.bumpSentinel(ctx)
 	if err != nil {
 		return err
@@ -145,6 +147,12 @@ func (b *Backend) Converge(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("proxies do not hold the change (%s): %w", why, err)
+	}
+	if b.xds != nil {
+		b.xds.prober.Want(gen)
+		if err := b.xds.prober.Converge(ctx); err != nil {
+			return fmt.Errorf("control-plane probe: %w", err)
+		}
 	}
 	sc.pending = pending{}
 	return nil

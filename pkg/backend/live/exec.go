@@ -147,7 +147,7 @@ func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.R
 	if sc := b.sc; sc == nil || sc.workloads[from.Ref()] == nil {
 		return outcome.Observed{}, fmt.Errorf("workload %s is not deployed", from.Ref())
 	}
-	if b.xds != nil {
+	if b.predictOnly() {
 		return b.xdsProbe(ctx, from, req)
 	}
 	pod, err := b.workloadPod(ctx, from)

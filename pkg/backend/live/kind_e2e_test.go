@@ -4,7 +4,8 @@ package live_test
 // scripts/ci-live.sh, which prepares a node image, a Docker engine, Istio's images and the charts).
 // The subtests share one cluster and run in order:
 //
-//	kind-catalog      egressconf run --backend kind: the whole catalog, cluster kept
+//	kind-catalog      egressconf run --backend kind --probe curl,xds: the whole catalog observed and
+//	                  predicted from the live istiod's xDS in one run, cluster kept
 //	existing-G1       egressconf run --backend existing against that cluster (it did not create it)
 //	existing-refusal  an object the run did not create is never overwritten
 //	api               probes, exec failures as errors, log reading, diagnostics, through the package
@@ -62,6 +63,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/cluster"
@@ -314,7 +316,7 @@ func (e *e2e) kindCatalog(t *testing.T) {
 		t.Skip("EGRESSCONF_E2E_REUSE=1: catalog run skipped")
 	}
 	args := []string{"run", "--backend", "kind", "--cluster-name", e.cluster, "--keep-cluster",
-		"--reports", e.reports, "--run-id", "e2e-kind-catalog"}
+		"--reports", e.reports, "--run-id", "e2e-kind-catalog", "--probe", "curl,xds"}
 	if img := env("EGRESSCONF_NODE_IMAGE", "local/kind-node:v1.34.4"); img != "" {
 		args = append(args, "--node-image", img)
 	}
@@ -345,8 +347,12 @@ func (e *e2e) kindCatalog(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	if !strings.Contains(out, "== control-plane probe (port-forward to istiod's xDS)") {
+		t.Error("output lacks the control-plane probe's phase: --probe curl,xds did not start it")
+	}
 	run := readResults(t, filepath.Join(e.reports, "e2e-kind-catalog"))
 	e.checkResults(t, run, catalogIDs(t), true)
+	checkPredictions(t, run)
 	if run.Backend.IstioVersion == "" {
 		t.Error("no Istio version in the report")
 	}
@@ -803,4 +809,42 @@ func (e *e2e) kindCreateDelete(t *testing.T) {
 		_ = cluster.Delete(context.Background(), name)
 		t.Errorf("cluster %s still exists after the run (%v)", name, err)
 	}
+}
+
+// checkPredictions asserts that a --probe curl,xds run carries, for every ID, the observation
+// (the result's own oracle, checked by checkResults) and the live istiod's prediction made on the
+// same converged state: a pass, fail or a skip with its reason, never missing. DENYNS-05 needs
+// NetworkPolicy, which the xDS does not hold, and DENYNS-06 checks the mesh with that policy
+// applied: their predictions are skipped for the capability (as on the offline backend).
+func checkPredictions(t *testing.T, run *report.Run) {
+	t.Helper()
+	if len(run.Predictions) != 1 || run.Predictions[0].Oracle != backend.OracleLiveControlPlane {
+		t.Errorf("the run's prediction sources %+v, want the live control plane's", run.Predictions)
+	}
+	agree := 0
+	for _, r := range run.Results {
+		p := r.PredictionBy(backend.OracleLiveControlPlane)
+		if p == nil {
+			t.Errorf("%s: no prediction of %s", r.ID, backend.OracleLiveControlPlane)
+			continue
+		}
+		switch {
+		case r.ID == "DENYNS-05" || r.ID == "DENYNS-06":
+			if p.Verdict != report.Skip || p.Capability != backend.CapNetworkPolicy {
+				t.Errorf("%s prediction %s %q %s, want a skip for capability %s", r.ID, p.Verdict, p.Observed, p.Message, backend.CapNetworkPolicy)
+			}
+		case p.Verdict == report.Error:
+			t.Errorf("%s: the prediction erred: %s", r.ID, p.Message)
+		case p.Verdict == r.Verdict && p.Observed == r.Observed:
+			agree++
+		default:
+			t.Logf("%s: observed %s %q, predicted %s %q (%s)", r.ID, r.Verdict, r.Observed, p.Verdict, p.Observed, p.Message)
+		}
+		for _, c := range r.Checks {
+			if c.Prediction == nil {
+				t.Errorf("%s: check %q has no prediction", r.ID, c.Description)
+			}
+		}
+	}
+	t.Logf("live control plane's predictions: %d of %d agree with the observations", agree, len(run.Results))
 }

@@ -89,8 +89,9 @@ type Options struct {
 	WorkDir string
 	// IstioProfile names the install profile istiod runs with (istioinstall.Profile), for reports.
 	IstioProfile string
-	// Probe is ProbeCurl (default: curl in the pods, observed through the data plane) or ProbeXDS
-	// (predicted from the xDS istiod sends each pod's proxy).
+	// Probe is ProbeCurl (default: curl in the pods, observed through the data plane), ProbeXDS
+	// (predicted from the xDS istiod sends each pod's proxy) or ProbeBoth (observed, and
+	// predicted beside each observation).
 	Probe string
 }
 
@@ -129,7 +130,7 @@ type Backend struct {
 
 	// sc is the current scenario's state (nil between scenarios).
 	sc *scenarioState
-	// xds is the control-plane probe's state with Probe == ProbeXDS.
+	// xds is the control-plane probe's state with Probe == ProbeXDS or ProbeBoth.
 	xds *xdsMode
 	// sentinelGen is the sentinel generation last applied (0: none yet).
 	sentinelGen int
@@ -205,13 +206,20 @@ func New(ctx context.Context, o Options) (*Backend, error) {
 		gateways: map[string]*gatewayState{},
 	}
 	b.info = backend.Info{Name: o.Name, Oracle: backend.OracleLiveDataPlane, Capabilities: map[string]bool{}}
-	switch o.Probe {
-	case "", ProbeCurl:
+	probe, err := NormalizeProbe(o.Probe)
+	if err != nil {
+		return nil, fmt.Errorf("live: %w", err)
+	}
+	b.o.Probe = probe
+	switch probe {
 	case ProbeXDS:
 		// Predictions from a live istiod's xDS: exact convergence, a deterministic model.
 		b.info.Oracle, b.info.Deterministic = backend.OracleLiveControlPlane, true
-	default:
-		return nil, fmt.Errorf("live: probe %q: want %s or %s", o.Probe, ProbeCurl, ProbeXDS)
+	case ProbeBoth:
+		// Observed with curl (the verdict), predicted from the xDS beside it (backend.Predictor).
+		if o.Internet == InternetLive {
+			return nil, fmt.Errorf("live: --probe %s predicts the external hosts' answers from the stand-in: it cannot be combined with --internet %s", ProbeBoth, InternetLive)
+		}
 	}
 	if b.baseline, err = b.snapshot(ctx); err != nil {
 		return nil, fmt.Errorf("live: baseline for the leak check: %w", err)
@@ -244,7 +252,7 @@ func (b *Backend) Prepare(ctx context.Context) error {
 	if err := b.prepareHermetic(ctx); err != nil {
 		return err
 	}
-	if b.o.Probe == ProbeXDS {
+	if b.o.Probe == ProbeXDS || b.o.Probe == ProbeBoth {
 		return b.phase("control-plane probe (port-forward to istiod's xDS)", func() error { return b.startXDS(ctx) })
 	}
 	return nil

@@ -21,7 +21,7 @@ import (
 // AccessLog implements backend.Backend: the access-log entries the workload's proxy (its sidecar,
 // or every pod of a gateway) wrote to stdout since the given time, read from the pods' logs.
 func (b *Backend) AccessLog(ctx context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
-	if b.xds != nil {
+	if b.predictOnly() {
 		return b.xdsAccessLog(w, since), nil
 	}
 	var pods []*corev1.Pod

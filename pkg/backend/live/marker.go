@@ -114,7 +114,7 @@ func sidecarHops(entries []outcome.LogEntry) map[string]string {
 // log of the probing workload's sidecar, proof that the request went through its Envoy (the
 // sidecar captured it) rather than straight out of the pod.
 func (b *Backend) Intercepted(ctx context.Context, from catalog.Workload, markers []string) error {
-	if b.xds != nil || !from.HasSidecar() || len(markers) == 0 {
+	if b.predictOnly() || !from.HasSidecar() || len(markers) == 0 {
 		return nil
 	}
 	var first time.Time

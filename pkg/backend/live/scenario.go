@@ -346,7 +346,7 @@ func (b *Backend) deploy(ctx context.Context, ws []catalog.Workload) error {
 			st.noEnvoy = why
 			if why == "" {
 				sc.pending.proxies = true
-			} else if b.xds == nil {
+			} else if !b.predictOnly() {
 				fmt.Fprintf(b.o.Progress, "   %s: sidecar without Envoy: its checks will be skipped\n", w.Ref())
 			}
 		}
@@ -446,7 +446,7 @@ func (b *Backend) Unobservable(w catalog.Workload) string {
 	if sc.skip != "" {
 		return sc.skip
 	}
-	if b.xds != nil {
+	if b.predictOnly() {
 		// Predictions need istiod's xDS, not a running Envoy.
 		return ""
 	}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend"
+	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/xdsprobe"
 )
 
@@ -82,5 +85,29 @@ func TestSentinelRefusesForeign(t *testing.T) {
 		if se.Spec.GetHosts()[0] != xdsprobe.SentinelHost(7) || len(se.Labels) != len(tc.labels) {
 			t.Fatalf("foreign sentinel changed: %v %v", se.Spec.GetHosts(), se.Labels)
 		}
+	}
+}
+
+// With --probe curl,xds the backend observes with curl and predicts beside it; with one mode it
+// predicts nothing besides its own oracle.
+func TestProbeBothIsAPredictor(t *testing.T) {
+	var _ backend.Predictor = (*Backend)(nil)
+	for mode, want := range map[string]backend.Oracle{ProbeCurl: "", ProbeXDS: "", ProbeBoth: backend.OracleLiveControlPlane} {
+		b := &Backend{o: Options{Probe: mode}}
+		if got := b.PredictionOracle(); got != want {
+			t.Errorf("--probe %s: prediction oracle %q, want %q", mode, got, want)
+		}
+		b.xds = &xdsMode{}
+		if got := b.predictOnly(); got != (mode == ProbeXDS) {
+			t.Errorf("--probe %s: predictOnly %v", mode, got)
+		}
+	}
+	// Without the control-plane probe running, a prediction is an error naming why, never an outcome.
+	b := &Backend{o: Options{Probe: ProbeBoth}}
+	if _, err := b.Predict(context.Background(), catalog.Workload{Name: "sleep", Namespace: "a"}, nil); err == nil || !strings.Contains(err.Error(), "control-plane probe is not running") {
+		t.Errorf("Predict without the probe: %v", err)
+	}
+	if _, err := b.PredictedAccessLog(context.Background(), catalog.Workload{Name: "sleep", Namespace: "a"}, time.Time{}); err == nil {
+		t.Error("PredictedAccessLog without the probe: no error")
 	}
 }

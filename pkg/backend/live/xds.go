@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/egressconf/egressconf/fixtures"
+	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
@@ -26,7 +28,66 @@ const (
 	// ProbeXDS predicts each request from the xDS the live istiod sends the pods' proxies
 	// (pkg/xdsprobe), with the same Envoy model as the offline backend.
 	ProbeXDS = "xds"
+	// ProbeBoth observes each request with curl and predicts it from the live istiod's xDS on the
+	// same converged state: the observation decides, the prediction is recorded beside it.
+	ProbeBoth = "curl,xds"
 )
+
+// NormalizeProbe returns the probe mode of a --probe value (curl, xds, curl,xds or xds,curl),
+// or an error naming the value.
+func NormalizeProbe(v string) (string, error) {
+	switch strings.ReplaceAll(v, " ", "") {
+	case "", ProbeCurl:
+		return ProbeCurl, nil
+	case ProbeXDS:
+		return ProbeXDS, nil
+	case ProbeBoth, "xds,curl":
+		return ProbeBoth, nil
+	}
+	return "", fmt.Errorf("--probe %q: want %s, %s or %s", v, ProbeCurl, ProbeXDS, ProbeBoth)
+}
+
+// predictOnly is --probe xds: the control-plane probe answers every probe and access-log read.
+func (b *Backend) predictOnly() bool { return b.xds != nil && b.o.Probe == ProbeXDS }
+
+// PredictionOracle implements backend.Predictor: the live istiod's xDS with --probe curl,xds,
+// else nothing.
+func (b *Backend) PredictionOracle() backend.Oracle {
+	if b.o.Probe == ProbeBoth {
+		return backend.OracleLiveControlPlane
+	}
+	return ""
+}
+
+// PredictionCapabilities implements backend.Predictor: the xDS holds no NetworkPolicy (the
+// model evaluates none); an ASMEgressTrafficPolicy reaches the xDS as the cluster serves it.
+func (b *Backend) PredictionCapabilities() map[string]bool {
+	info := b.Info()
+	return map[string]bool{backend.CapASMEgressTrafficPolicy: info.Capabilities[backend.CapASMEgressTrafficPolicy]}
+}
+
+// Predict implements backend.Predictor: the request from the workload's pod, evaluated on the
+// xDS istiod sent it (and the egress gateway), converged with the curl probe's proxies.
+func (b *Backend) Predict(ctx context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+	if b.xds == nil {
+		return outcome.Observed{}, fmt.Errorf("the control-plane probe is not running (--probe %s)", b.o.Probe)
+	}
+	if from.Gateway {
+		return outcome.Observed{}, fmt.Errorf("%s is a gateway: probes run from workloads", from.Ref())
+	}
+	if sc := b.sc; sc == nil || sc.workloads[from.Ref()] == nil {
+		return outcome.Observed{}, fmt.Errorf("workload %s is not deployed", from.Ref())
+	}
+	return b.xdsProbe(ctx, from, req)
+}
+
+// PredictedAccessLog implements backend.Predictor.
+func (b *Backend) PredictedAccessLog(_ context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
+	if b.xds == nil {
+		return nil, fmt.Errorf("the control-plane probe is not running (--probe %s)", b.o.Probe)
+	}
+	return b.xdsAccessLog(w, since), nil
+}
 
 // sentinelGVR is the sentinel's resource (a ServiceEntry).
 var sentinelGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
