@@ -132,6 +132,8 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 			fmt.Printf("reports: %s\n", reportsDir)
 		}
 	}()
+	// The provisioning phases' durations, for the report's timing breakdown (make bench-live).
+	phases := &report.PhaseLog{W: os.Stdout}
 	var b backend.Backend
 	switch f.backend {
 	case "sim":
@@ -144,7 +146,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		if f.runID == "" {
 			f.runID = time.Now().UTC().Format("20060102-150405") + "-" + f.backend
 		}
-		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, os.Stdout
+		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, phases
 		lb, finish, err := startLive(ctx, lf)
 		defer func() {
 			if ferr := finish(); ferr != nil {
@@ -172,6 +174,9 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Measure: func(run *report.Run) {
+			if run.Timing != nil {
+				run.Timing.Phases = phases.Phases()
+			}
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},
 	})

@@ -369,6 +369,7 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	}
 	run.Backend = o.Backend.Info() // the proxies' versions are read during the run
 	tm := r.Timing()
+	run.Timing = &report.Timing{Groups: r.GroupTimings()}
 	run.Measurements = append(run.Measurements,
 		report.Measurement{Name: "wall time", Value: run.Finished.Sub(started).Round(time.Millisecond).String()},
 		report.Measurement{Name: "time waiting for convergence", Value: tm.Converge.Round(time.Millisecond).String()},

@@ -59,6 +59,9 @@ type Runner struct {
 	verdicts map[string]report.Verdict
 	results  []report.Result
 	timing   Timing
+	// groups is each scenario's share of the time, in the order they ran.
+	groups []report.GroupTiming
+	begun  time.Time
 }
 
 // Timing is where a run's time went, summed over every scenario: what a live run's wall time is
@@ -76,6 +79,19 @@ type Timing struct {
 
 // Timing returns where the run's time went so far.
 func (r *Runner) Timing() Timing { return r.timing }
+
+// GroupTimings returns each scenario's share of the time so far, in the order they ran.
+func (r *Runner) GroupTimings() []report.GroupTiming {
+	return append([]report.GroupTiming(nil), r.groups...)
+}
+
+// group is the current scenario's timing (a scratch one outside a scenario).
+func (r *Runner) group() *report.GroupTiming {
+	if r.scenario == nil || len(r.groups) == 0 {
+		return &report.GroupTiming{}
+	}
+	return &r.groups[len(r.groups)-1]
+}
 
 // New makes a runner.
 func New(o Options) *Runner {
@@ -172,6 +188,9 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.probes = map[string][]string{}
 	r.verdicts = map[string]report.Verdict{}
 	start := time.Now()
+	r.groups = append(r.groups, report.GroupTiming{Group: s.Metadata.Group})
+	r.begun = start
+	defer func() { r.group().Setup = time.Since(start) }()
 	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
 	defer cancel()
@@ -189,7 +208,10 @@ func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
 		return
 	}
 	start := time.Now()
-	if err := r.actions(ctx, st); err != nil {
+	g := r.group()
+	err := r.actions(ctx, st)
+	g.Actions += time.Since(start)
+	if err != nil {
 		r.broken = fmt.Errorf("step %d %q failed: %w", index+1, st.Name, err)
 		r.progress("   step %d/%d %s: FAILED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
 		return
@@ -197,8 +219,11 @@ func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Converge)
 	defer cancel()
 	convergeStart := time.Now()
-	err := r.o.Backend.Converge(cctx)
-	r.timing.Converge += time.Since(convergeStart)
+	err = r.o.Backend.Converge(cctx)
+	waited := time.Since(convergeStart)
+	r.timing.Converge += waited
+	g.Converge += waited
+	g.ApplyToConverged = append(g.ApplyToConverged, time.Since(start))
 	if err != nil {
 		r.broken = fmt.Errorf("step %d %q: proxies did not converge: %w", index+1, st.Name, err)
 		r.progress("   step %d/%d %s: NOT CONVERGED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
@@ -422,7 +447,9 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	for {
 		probeStart := time.Now()
 		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
-		r.timing.Probes += time.Since(probeStart)
+		took := time.Since(probeStart)
+		r.timing.Probes += took
+		r.group().Probes += took
 		cr.Attempts++
 		if obs.Probe != "" {
 			cr.Probes = append(cr.Probes, obs.Probe)
@@ -460,7 +487,9 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 		}
 		if run >= need && (hold == 0 || time.Since(firstHeld) >= hold) {
 			if hold > 0 {
-				r.timing.Holds += time.Since(firstHeld)
+				held := time.Since(firstHeld)
+				r.timing.Holds += held
+				r.group().Holds += held
 			}
 			cr.Verdict = report.Pass
 			return cr
@@ -487,7 +516,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 	w, _ := r.scenario.Workload(c.Log.Workload)
 	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
 	start := time.Now()
-	defer func() { cr.Duration = time.Since(start); r.timing.Logs += cr.Duration }()
+	defer func() { cr.Duration = time.Since(start); r.timing.Logs += cr.Duration; r.group().Logs += cr.Duration }()
 	after := e.ID
 	if c.Log.After != "" {
 		after = c.Log.After
@@ -567,6 +596,13 @@ func (r *Runner) End(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
+	g := r.group()
+	defer func() {
+		g.Teardown = time.Since(start)
+		if len(r.groups) > 0 {
+			g.Wall = time.Since(r.begun)
+		}
+	}()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeouts.Teardown)
 	defer cancel()
 	err := r.o.Backend.Teardown(cctx, r.scenario)
