@@ -32,6 +32,7 @@ type runFlags struct {
 	impl              report.Implementation
 	contact           stringList
 	verbose           bool
+	serialChecks      bool
 	timeouts          runner.Timeouts
 	live              *liveFlags
 }
@@ -75,6 +76,7 @@ with --backend sim.`,
 	fs.Var(&f.contact, "contact", "implementation: contact (repeatable)")
 	// -v and --v, as with the standard flag package before.
 	fs.BoolVarP(&f.verbose, "v", "v", false, "stream Ginkgo's spec-by-spec output")
+	fs.BoolVar(&f.serialChecks, "serial-checks", false, "run each step's checks one after another (default on a live mesh: every probe check of a step starts when the step converged, so their holding windows overlap)")
 	// The timeouts' flags are defined once, in pkg/runner, on a standard FlagSet (its reports read
 	// the settings back through it); pflag takes them over as they are.
 	gfs := flag.NewFlagSet("timeouts", flag.ContinueOnError)
@@ -171,7 +173,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 	fmt.Printf("egressconf: backend %s: %s\n", info.Name, info.Oracle.Claim())
 	run, dir, err := conformance.Run(nil, conformance.Options{
 		Backend: b, Catalog: c, Groups: f.groups, IDs: f.ids, Timeouts: timeouts, ReportsDir: f.reports, RunID: f.runID,
-		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
+		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, SerialChecks: f.serialChecks, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Measure: func(run *report.Run) {
 			if run.Timing != nil {

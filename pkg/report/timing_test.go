@@ -65,7 +65,7 @@ func TestWriteTimingsSideBySide(t *testing.T) {
 		`(?m)^  cluster create\s+16s\s+1s$`,
 		`(?m)^  image build and load\s+5s\s+-$`,
 		`(?m)^    convergence\s+25s\s+0s$`,
-		`(?m)^    holding windows\s+7s\s+0s$`,
+		`(?m)^      holding windows \(summed\)\s+7s\s+0s$`,
 		`(?m)^    group G2\s+30s\s+-$`,
 	} {
 		if !matches(re, out) {
