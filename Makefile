@@ -7,7 +7,7 @@ REPORTS ?= reports
 # Flags passed to `egressconf run` by `make e2e` (e.g. E2E_FLAGS="--node-image local/kind-node:v1.34.4").
 E2E_FLAGS ?=
 
-.PHONY: build release test lint e2e sim mutate bench fuzz clean report-test
+.PHONY: build release test lint e2e sim mutate bench bench-live fuzz clean report-test
 
 build:
 	$(GO) build -o $(BIN)/egressconf ./cmd/egressconf
@@ -54,6 +54,12 @@ report-test:
 # Speed and memory of the offline backend over the whole catalog.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./pkg/backend/sim/
+
+# Where a live run's wall time goes: the whole catalog on kind through real Envoy, on a fresh
+# cluster and then on the same cluster reused, printed side by side (egressconf timing). A
+# benchmark, not a test. BENCH_FLAGS adds flags to both runs (e.g. --group G1).
+bench-live:
+	REPORTS=$(REPORTS) BENCH_FLAGS="$(BENCH_FLAGS)" scripts/bench-live.sh
 
 # Each fuzz target for FUZZTIME (CI: 10s each); the seeds and found cases also run in `make test`.
 FUZZTIME ?= 30s

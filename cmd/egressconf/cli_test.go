@@ -69,7 +69,7 @@ func TestRootHelp(t *testing.T) {
 // runFlagNames are the flags `egressconf run` had under the standard flag package: every one must
 // still be defined and shown in --help.
 var runFlagNames = []string{"backend", "group", "id", "catalog", "reports", "run-id", "organization", "project", "url",
-	"version", "contact", "v",
+	"version", "contact", "v", "serial-checks",
 	"timeout-setup", "timeout-converge", "timeout-eventually", "positive-successes", "negative-hold", "probe-interval",
 	"probe-connect-timeout", "probe-max-time", "timeout-access-log", "timeout-teardown", "timeout-provision", "poll-interval",
 	"cluster-name", "keep-cluster", "keep", "node-image", "kubeconfig", "context", "install-istio", "istio-version",

@@ -100,7 +100,7 @@ func newRootCmd() *cobra.Command {
 	root.SetUsageTemplate(root.UsageTemplate() + `{{if index .Annotations "` + annotationExitCodes + `"}}
 ` + exitCodes + `{{end}}`)
 	for _, c := range []*cobra.Command{newListCmd(), newRenderCmd(), newValidateCmd(), newRunCmd(),
-		newMutateCmd(), newCompareCmd(), newVersionCmd()} {
+		newMutateCmd(), newCompareCmd(), newTimingCmd(), newVersionCmd()} {
 		c.Annotations = map[string]string{annotationExitCodes: "true"}
 		root.AddCommand(c)
 	}

@@ -33,6 +33,7 @@ type runFlags struct {
 	impl              report.Implementation
 	contact           stringList
 	verbose           bool
+	serialChecks      bool
 	timeouts          runner.Timeouts
 	live              *liveFlags
 }
@@ -77,6 +78,7 @@ with --backend sim.`,
 	fs.Var(&f.contact, "contact", "implementation: contact (repeatable)")
 	// -v and --v, as with the standard flag package before.
 	fs.BoolVarP(&f.verbose, "v", "v", false, "stream Ginkgo's spec-by-spec output")
+	fs.BoolVar(&f.serialChecks, "serial-checks", false, "run each step's checks one after another (default on a live mesh: every probe check of a step starts when the step converged, so their holding windows overlap)")
 	// The timeouts' flags are defined once, in pkg/runner, on a standard FlagSet (its reports read
 	// the settings back through it); pflag takes them over as they are.
 	gfs := flag.NewFlagSet("timeouts", flag.ContinueOnError)
@@ -148,6 +150,8 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 			fmt.Printf("reports: %s\n", reportsDir)
 		}
 	}()
+	// The provisioning phases' durations, for the report's timing breakdown (make bench-live).
+	phases := &report.PhaseLog{W: os.Stdout}
 	var b backend.Backend
 	switch f.backend {
 	case "sim":
@@ -160,7 +164,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		if f.runID == "" {
 			f.runID = time.Now().UTC().Format("20060102-150405") + "-" + f.backend
 		}
-		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, os.Stdout
+		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, phases
 		lb, finish, err := startLive(ctx, lf)
 		defer func() {
 			if ferr := finish(); ferr != nil {
@@ -185,10 +189,13 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 	fmt.Printf("egressconf: backend %s: %s\n", info.Name, info.Oracle.Claim())
 	run, dir, err := conformance.Run(nil, conformance.Options{
 		Backend: b, Catalog: c, Groups: f.groups, IDs: f.ids, Timeouts: timeouts, ReportsDir: f.reports, RunID: f.runID,
-		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, Context: ctx, CatalogName: catalogName,
+		Implementation: impl, Progress: os.Stdout, GinkgoVerbose: f.verbose, SerialChecks: f.serialChecks, Context: ctx, CatalogName: catalogName,
 		Transform: adapt.New(adapt.Options{TranslateASM: !info.Capabilities[backend.CapASMEgressTrafficPolicy], HermeticTrust: lf.internet != live.InternetLive}),
 		Offline:   offline, OfflineFile: offlineFile,
 		Measure: func(run *report.Run) {
+			if run.Timing != nil {
+				run.Timing.Phases = phases.Phases()
+			}
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},
 	})

@@ -37,8 +37,15 @@ type Backend struct {
 	Mesh    string
 	Logs    map[string][]Logged
 	Probes  int
-	// current is the marker of the probe being answered; Log tags entries with it.
-	current string
+	// InFlight is how many probes are being answered now; MaxInFlight the most at once (the
+	// runner's checks of a step run together on a non-deterministic backend).
+	InFlight, MaxInFlight int
+	// current is the marker of the probe being answered; Log tags entries with it. Answers are
+	// given one at a time (answering), so a Responder needs no locking of its own.
+	current   string
+	answering sync.Mutex
+	// ProbeDelay, if set, is how long each probe takes (after its answer is decided).
+	ProbeDelay time.Duration
 
 	// PredictOracle and Predictor make the fake a backend.Predictor (as the live backend with
 	// --probe curl,xds): each check is also predicted by Predictor. An empty oracle predicts nothing.
@@ -117,6 +124,26 @@ func (b *Backend) Converge(context.Context) error { b.call("converge"); return n
 // Probe implements backend.Backend.
 func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
 	b.mu.Lock()
+	b.InFlight++
+	b.MaxInFlight = max(b.MaxInFlight, b.InFlight)
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.InFlight--
+		b.mu.Unlock()
+	}()
+	obs, err := b.answer(from, req)
+	if b.ProbeDelay > 0 {
+		time.Sleep(b.ProbeDelay)
+	}
+	return obs, err
+}
+
+// answer runs the Responder, one probe at a time (a Responder that panics releases the turn).
+func (b *Backend) answer(from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+	b.answering.Lock()
+	defer b.answering.Unlock()
+	b.mu.Lock()
 	b.Probes++
 	b.current = fmt.Sprintf("p%d", b.Probes)
 	b.mu.Unlock()
@@ -135,11 +162,15 @@ func (b *Backend) Log(ref string, e outcome.LogEntry) {
 		}
 		e = c
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.Logs[ref] = append(b.Logs[ref], Logged{At: time.Now(), Entry: e})
 }
 
 // AccessLog implements backend.Backend.
 func (b *Backend) AccessLog(_ context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	var out []outcome.LogEntry
 	for _, l := range b.Logs[w.Ref()] {
 		if !l.At.Before(since) {

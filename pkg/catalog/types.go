@@ -140,6 +140,10 @@ type Step struct {
 	// Apply creates or updates the objects of these resource files.
 	Apply  []Resources   `yaml:"apply,omitempty"`
 	Expect []Expectation `yaml:"expect,omitempty"`
+	// Serial runs the step's checks one after another on a live mesh, for a step whose outcome
+	// depends on how many requests are in flight (a connection-pool limit, outlier detection).
+	// By default every probe check of a step starts as soon as the step converged.
+	Serial bool `yaml:"serial,omitempty"`
 }
 
 // Resources is one resource file of the scenario, optionally applied into a namespace (kubectl -n).

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 )
@@ -186,9 +187,19 @@ func (c *Cluster) LoadImageArchive(ctx context.Context, path string) error {
 	if len(nodes) == 0 {
 		return fmt.Errorf("kind: cluster %q has no nodes", c.Name)
 	}
+	// A reused cluster usually has the archive's images already: load only where a node lacks one
+	// of them at the archive's ID (what `kind load docker-image` checks too). An archive that
+	// cannot be read that way is loaded as it is.
+	imgs, _ := ArchiveImages(path)
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if len(imgs) > 0 && nodeHas(n, imgs) {
+			if c.log != nil {
+				fmt.Fprintf(c.log, "   node %s has %s at %s already: not loaded again\n", n.String(), imgs[0].Ref, short(imgs[0].ID))
+			}
+			continue
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -201,6 +212,24 @@ func (c *Cluster) LoadImageArchive(ctx context.Context, path string) error {
 		}
 	}
 	return nil
+}
+
+// nodeHas reports whether the node's containerd has every image at the archive's ID.
+func nodeHas(n nodes.Node, imgs []ArchiveImage) bool {
+	for _, img := range imgs {
+		id, err := nodeutils.ImageID(n, img.Ref)
+		if err != nil || id != img.ID {
+			return false
+		}
+	}
+	return true
+}
+
+func short(id string) string {
+	if len(id) > len("sha256:")+12 {
+		return id[:len("sha256:")+12]
+	}
+	return id
 }
 
 // Delete deletes the cluster (and its kubeconfig context). Deleting a missing cluster is fine.

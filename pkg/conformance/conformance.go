@@ -34,6 +34,8 @@ type Options struct {
 	// Groups limits the run to these groups (IDs or names); IDs focuses on these expectation IDs.
 	Groups []string
 	IDs    []string
+	// SerialChecks runs each step's checks one after another (runner.Options.SerialChecks).
+	SerialChecks bool
 	// Timeouts default to runner.DefaultTimeouts.
 	Timeouts runner.Timeouts
 	// ReportsDir is where reports/<run>/ is created (default "reports").
@@ -265,7 +267,12 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	if o.Timeouts == (runner.Timeouts{}) {
 		o.Timeouts = runner.DefaultTimeouts()
 	}
-	r := runner.New(runner.Options{Backend: o.Backend, Timeouts: o.Timeouts, Progress: o.Progress, ReportDir: dir, Transform: o.Transform, OnResult: o.OnResult})
+	selected := map[string]bool{}
+	for _, id := range selection.SelectedIDs {
+		selected[id] = true
+	}
+	r := runner.New(runner.Options{Backend: o.Backend, Timeouts: o.Timeouts, Progress: o.Progress, ReportDir: dir, Transform: o.Transform, OnResult: o.OnResult,
+		Selected: func(id string) bool { return selected[id] }, SerialChecks: o.SerialChecks})
 
 	suites.Define(ctx, c, r)
 	var suiteReport ginkgo.Report
@@ -394,6 +401,7 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 	}
 	run.Backend = o.Backend.Info() // the proxies' versions are read during the run
 	tm := r.Timing()
+	run.Timing = &report.Timing{Groups: r.GroupTimings()}
 	run.Measurements = append(run.Measurements,
 		report.Measurement{Name: "wall time", Value: run.Finished.Sub(started).Round(time.Millisecond).String()},
 		report.Measurement{Name: "time waiting for convergence", Value: tm.Converge.Round(time.Millisecond).String()},

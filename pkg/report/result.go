@@ -135,7 +135,9 @@ type Run struct {
 	Implementation Implementation `json:"implementation" yaml:"implementation"`
 	// Measurements are extra facts for the summary (wall time, peak memory...), in order.
 	Measurements []Measurement `json:"measurements,omitempty" yaml:"measurements,omitempty"`
-	Results      []Result      `json:"results" yaml:"results"`
+	// Timing is where the wall time went (make bench-live prints it).
+	Timing  *Timing  `json:"timing,omitempty" yaml:"timing,omitempty"`
+	Results []Result `json:"results" yaml:"results"`
 	// Interrupted is true when the run was stopped (SIGINT, SIGTERM, a cancelled context) before
 	// every selected ID ran; those IDs are error results with NotRun set.
 	Interrupted bool `json:"interrupted" yaml:"interrupted"`

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,6 +36,14 @@ type Options struct {
 	Transform func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
 	// OnResult, if set, is called with every result as it is recorded.
 	OnResult func(report.Result)
+	// Selected, if set, says which expectation IDs the run will check: the probe checks of a
+	// step start together when it converged (ConcurrentChecks), and only for these.
+	Selected func(id string) bool
+	// SerialChecks runs the checks of a step one after another, each when its expectation is
+	// reached, instead of starting every probe check of the step together as soon as the step
+	// converged (their holding windows then overlap instead of adding up). Deterministic backends
+	// always run them one after another: each is a single evaluation.
+	SerialChecks bool
 }
 
 // Runner runs scenarios one at a time. It is not safe for concurrent use.
@@ -67,6 +76,27 @@ type Runner struct {
 	predVerdicts map[string]report.Verdict
 	results      []report.Result
 	timing       Timing
+	// groups is each scenario's share of the time, in the order they ran.
+	groups []report.GroupTiming
+	begun  time.Time
+	// mu guards timing and groups while the probe checks of a step run together.
+	mu sync.Mutex
+	// pre holds the step's probe checks started together (startChecks), by expectation and check;
+	// stopChecks cancels and waits for them.
+	pre     map[checkKey]*startedCheck
+	preStop context.CancelFunc
+	preWG   sync.WaitGroup
+}
+
+type checkKey struct {
+	id    string
+	check int
+}
+
+// startedCheck is a probe check started when its step converged.
+type startedCheck struct {
+	done chan struct{}
+	cr   report.CheckResult
 }
 
 // Timing is where a run's time went, summed over every scenario: what a live run's wall time is
@@ -86,6 +116,32 @@ type Timing struct {
 
 // Timing returns where the run's time went so far.
 func (r *Runner) Timing() Timing { return r.timing }
+
+// GroupTimings returns each scenario's share of the time so far, in the order they ran.
+func (r *Runner) GroupTimings() []report.GroupTiming {
+	return append([]report.GroupTiming(nil), r.groups...)
+}
+
+// spent adds a probe's, a hold's or a log read's time to the run's and the scenario's totals.
+func (r *Runner) spent(probes, holds, logs time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timing.Probes += probes
+	r.timing.Holds += holds
+	r.timing.Logs += logs
+	g := r.group()
+	g.Probes += probes
+	g.Holds += holds
+	g.Logs += logs
+}
+
+// group is the current scenario's timing (a scratch one outside a scenario).
+func (r *Runner) group() *report.GroupTiming {
+	if r.scenario == nil || len(r.groups) == 0 {
+		return &report.GroupTiming{}
+	}
+	return &r.groups[len(r.groups)-1]
+}
 
 // New makes a runner.
 func New(o Options) *Runner {
@@ -192,6 +248,9 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.predVerdicts = map[string]report.Verdict{}
 	r.requiring = map[string]string{}
 	start := time.Now()
+	r.groups = append(r.groups, report.GroupTiming{Group: s.Metadata.Group})
+	r.begun = start
+	defer func() { r.group().Setup = time.Since(start) }()
 	r.progress("\n== %s %s: %s [backend %s, %s]", s.Metadata.Group, s.Metadata.Name, s.Spec.Title, r.info.Name, r.info.Oracle)
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Setup)
 	defer cancel()
@@ -208,8 +267,12 @@ func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
 	if r.broken != nil {
 		return
 	}
+	r.stopChecks()
 	start := time.Now()
-	if err := r.actions(ctx, st); err != nil {
+	g := r.group()
+	err := r.actions(ctx, st)
+	g.Actions += time.Since(start)
+	if err != nil {
 		r.broken = fmt.Errorf("step %d %q failed: %w", index+1, st.Name, err)
 		r.progress("   step %d/%d %s: FAILED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
 		return
@@ -217,14 +280,91 @@ func (r *Runner) Step(ctx context.Context, index int, st *catalog.Step) {
 	cctx, cancel := context.WithTimeout(ctx, r.o.Timeouts.Converge)
 	defer cancel()
 	convergeStart := time.Now()
-	err := r.o.Backend.Converge(cctx)
-	r.timing.Converge += time.Since(convergeStart)
+	err = r.o.Backend.Converge(cctx)
+	waited := time.Since(convergeStart)
+	r.timing.Converge += waited
+	g.Converge += waited
+	g.ApplyToConverged = append(g.ApplyToConverged, time.Since(start))
 	if err != nil {
 		r.broken = fmt.Errorf("step %d %q: proxies did not converge: %w", index+1, st.Name, err)
 		r.progress("   step %d/%d %s: NOT CONVERGED after %s: %v", index+1, len(r.scenario.Spec.Steps), st.Name, since(start), err)
 		return
 	}
 	r.progress("   step %d/%d %s (%s)", index+1, len(r.scenario.Spec.Steps), st.Name, since(start))
+	r.startChecks(ctx, st)
+}
+
+// startChecks starts every probe check of the step's selected expectations at once, so their
+// probing and holding windows overlap; Check then waits for its own. Each keeps the consistency
+// rules (several successes in a row, a negative holding), and each request is its own (its own
+// marker and source port), so the log checks still read their own requests' entries. Not on a
+// deterministic backend (one evaluation each) or with SerialChecks.
+func (r *Runner) startChecks(ctx context.Context, st *catalog.Step) {
+	if r.o.SerialChecks || r.info.Deterministic || st.Serial {
+		return
+	}
+	// The checks outlive the spec that converged the step: they end with stopChecks (the next
+	// step, the teardown, an interrupted check), not with that spec's context.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.pre, r.preStop = map[checkKey]*startedCheck{}, cancel
+	now := time.Now()
+	for i := range st.Expect {
+		e := &st.Expect[i]
+		if (r.o.Selected != nil && !r.o.Selected(e.ID)) || e.ID == "" {
+			continue
+		}
+		if v, _, _ := r.precheck(e); v != "" {
+			continue
+		}
+		for ci, c := range e.Checks {
+			if c.Log != nil {
+				continue
+			}
+			sc := &startedCheck{done: make(chan struct{})}
+			r.pre[checkKey{e.ID, ci}] = sc
+			r.started[e.ID] = now
+			r.preWG.Add(1)
+			go func() {
+				defer r.preWG.Done()
+				defer close(sc.done)
+				defer func() {
+					if p := recover(); p != nil {
+						sc.cr = report.CheckResult{Description: c.Description(), Expected: c.Expect.String(), Verdict: report.Error,
+							Message: fmt.Sprintf("panic in check: %v", p)}
+					}
+				}()
+				sc.cr = r.runCheck(cctx, e, c)
+			}()
+		}
+	}
+}
+
+// stopChecks cancels the step's started checks that nobody waited for (an expectation not
+// reached) and waits until they have ended, so no request of a step overlaps the next change.
+func (r *Runner) stopChecks() {
+	if r.preStop != nil {
+		r.preStop()
+		r.preStop = nil
+	}
+	r.preWG.Wait()
+	r.pre = nil
+}
+
+// check returns the result of the expectation's check number i: the one startChecks started,
+// else it runs now.
+func (r *Runner) check(ctx context.Context, e *catalog.Expectation, i int, c catalog.Check) report.CheckResult {
+	sc := r.pre[checkKey{e.ID, i}]
+	if sc == nil {
+		return r.runCheck(ctx, e, c)
+	}
+	select {
+	case <-sc.done:
+		return sc.cr
+	case <-ctx.Done():
+		r.stopChecks()
+		return report.CheckResult{Description: c.Description(), Expected: c.Expect.String(), Verdict: report.Error,
+			Message: "interrupted: " + ctx.Err().Error()}
+	}
 }
 
 func (r *Runner) actions(ctx context.Context, st *catalog.Step) error {
@@ -309,6 +449,16 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 	res = r.baseResult(s, st, e)
 	recorded := false
 	start := time.Now()
+	called := start
+	if t, ok := r.started[e.ID]; ok {
+		start = t // its probes started with the step's (startChecks)
+	}
+	defer func() {
+		waited := time.Since(called)
+		r.mu.Lock()
+		r.group().Checks += waited
+		r.mu.Unlock()
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			if recorded {
@@ -328,8 +478,8 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 	if res.Verdict == "" {
 		res.Verdict = report.Pass
 		var observed []string
-		for _, c := range e.Checks {
-			cr := r.runCheck(ctx, e, c)
+		for ci, c := range e.Checks {
+			cr := r.check(ctx, e, ci, c)
 			if r.pred != nil {
 				// Predicted after the observation, on the same converged state.
 				if why, capability := r.unpredictable(e); why != "" {
@@ -481,7 +631,7 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 	for {
 		probeStart := time.Now()
 		obs, err := r.o.Backend.Probe(ctx, w, c.Request)
-		r.timing.Probes += time.Since(probeStart)
+		r.spent(time.Since(probeStart), 0, 0)
 		cr.Attempts++
 		if obs.Probe != "" {
 			cr.Probes = append(cr.Probes, obs.Probe)
@@ -519,7 +669,7 @@ func (r *Runner) probeCheck(ctx context.Context, c catalog.Check) report.CheckRe
 		}
 		if run >= need && (hold == 0 || time.Since(firstHeld) >= hold) {
 			if hold > 0 {
-				r.timing.Holds += time.Since(firstHeld)
+				r.spent(0, time.Since(firstHeld), 0)
 			}
 			cr.Verdict = report.Pass
 			return cr
@@ -546,7 +696,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 	w, _ := r.scenario.Workload(c.Log.Workload)
 	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
 	start := time.Now()
-	defer func() { cr.Duration = time.Since(start); r.timing.Logs += cr.Duration }()
+	defer func() { cr.Duration = time.Since(start); r.spent(0, 0, cr.Duration) }()
 	after := e.ID
 	if c.Log.After != "" {
 		after = c.Log.After
@@ -625,7 +775,15 @@ func (r *Runner) End(ctx context.Context) error {
 	if r.scenario == nil {
 		return nil
 	}
+	r.stopChecks()
 	start := time.Now()
+	g := r.group()
+	defer func() {
+		g.Teardown = time.Since(start)
+		if len(r.groups) > 0 {
+			g.Wall = time.Since(r.begun)
+		}
+	}()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeouts.Teardown)
 	defer cancel()
 	err := r.o.Backend.Teardown(cctx, r.scenario)

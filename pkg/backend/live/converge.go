@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -129,21 +130,42 @@ func (b *Backend) Converge(ctx context.Context) error {
 		waiting[p] = true
 	}
 	err = b.poll(ctx, 0, func(ctx context.Context) (bool, error) {
+		// The proxies are read at the same time: each read is a few execs through the API server,
+		// and one after another they made most of a step's convergence time.
+		var todo []proxyRef
 		for _, p := range proxies {
-			if !waiting[p] {
-				continue
+			if waiting[p] {
+				todo = append(todo, p)
 			}
-			ok, w, err := b.proxyHolds(ctx, pods, p, gen)
-			if err != nil {
-				return false, err
-			}
-			if !ok {
-				why = w
-				return false, nil
-			}
-			delete(waiting, p)
 		}
-		return true, nil
+		type answer struct {
+			ok  bool
+			why string
+			err error
+		}
+		answers := make([]answer, len(todo))
+		var wg sync.WaitGroup
+		for i, p := range todo {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, w, err := b.proxyHolds(ctx, pods, p, gen)
+				answers[i] = answer{ok, w, err}
+			}()
+		}
+		wg.Wait()
+		why = ""
+		for i, a := range answers {
+			if a.err != nil {
+				return false, a.err
+			}
+			if a.ok {
+				delete(waiting, todo[i])
+			} else if why == "" {
+				why = a.why
+			}
+		}
+		return len(waiting) == 0, nil
 	})
 	if err != nil {
 		return fmt.Errorf("proxies do not hold the change (%s): %w", why, err)

@@ -344,6 +344,11 @@ const PhaseTick = 20 * time.Second
 // ERROR") when it ends. The error is wrapped with the name.
 func Phase(w io.Writer, name string, f func() error) error { return PhaseEvery(w, name, PhaseTick, f) }
 
+// phaseRecorder is a progress writer that also keeps each phase's duration (report.PhaseLog).
+type phaseRecorder interface {
+	RecordPhase(name string, d time.Duration, failed bool)
+}
+
 // PhaseEvery is Phase saying "still running" every interval (none when interval <= 0). The
 // lines come from another goroutine while f runs: if f writes to w too, w must be safe for
 // concurrent use (os.Stdout is).
@@ -371,6 +376,9 @@ func PhaseEvery(w io.Writer, name string, interval time.Duration, f func() error
 	err := f()
 	close(done)
 	<-ticking // no "still running" after the end line
+	if rec, ok := w.(phaseRecorder); ok {
+		rec.RecordPhase(name, time.Since(start), err != nil)
+	}
 	if err != nil {
 		fmt.Fprintf(w, "== %s FAILED after %s: %v\n", name, since(start), err)
 		return fmt.Errorf("%s: %w", name, err)

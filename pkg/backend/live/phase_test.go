@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressconf/egressconf/pkg/report"
 )
 
 // tickWriter collects lines and reports once it has seen n "still running" lines.
@@ -96,5 +98,23 @@ func TestPhaseShortSaysNoStillRunning(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	if len(lines) != 2 || lines[0] != "== leak check …" || !strings.HasPrefix(lines[1], "== leak check ") || strings.Contains(b.String(), "still running") {
 		t.Errorf("output:\n%s", b.String())
+	}
+}
+
+// TestPhaseRecordsOnAPhaseLog: a progress writer that keeps phases (report.PhaseLog) gets each
+// phase's name, duration and failure, for the report's timing breakdown.
+func TestPhaseRecordsOnAPhaseLog(t *testing.T) {
+	var sb strings.Builder
+	l := &report.PhaseLog{W: &sb}
+	if err := Phase(l, "Istio install", func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_ = Phase(l, "image load a.tar", func() error { return errors.New("boom") })
+	ph := l.Phases()
+	if len(ph) != 2 || ph[0].Name != "Istio install" || ph[0].Failed || ph[1].Name != "image load a.tar" || !ph[1].Failed {
+		t.Fatalf("phases %+v", ph)
+	}
+	if !strings.Contains(sb.String(), "== Istio install ") {
+		t.Errorf("the progress did not pass through: %q", sb.String())
 	}
 }
