@@ -24,7 +24,10 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 
 # One live run at a time on a machine (scripts/ci-live.sh takes the same lock).
 exec 9>"${CI_LIVE_LOCK:-/var/tmp/egressconf-ci-live.lock}"
-flock -w 3600 9 || { echo "bench-live: another live run holds the lock" >&2; exit 1; }
+if ! flock -n 9; then
+  echo "bench-live: another live run holds the lock: waiting for it (up to 1 hour)"
+  flock -w 3600 9 || { echo "bench-live: the lock is still held after an hour" >&2; exit 1; }
+fi
 
 flags="--cluster-name $CLUSTER"
 if [ -x "$SHARED/tools/kindnode/dockerd.sh" ] && [ -f "$LI/images/pilot.tar" ]; then

@@ -115,5 +115,11 @@ tool go test -count=1 -timeout 60m -v -run TestKindE2E ./pkg/backend/live/ 2>&1 
 status=${PIPESTATUS[0]}
 set -e
 grep -E '^\s*(--- |kind_e2e_test.go)' "$REPORTS/e2e-go-test.log" || true
+# Where the whole-catalog run's wall time went (issue #14; make bench-live prints a fresh and a
+# reused cluster this way).
+if [ -f "$REPORTS/e2e-kind-catalog/results.json" ]; then
+  step "timing of the whole-catalog run (egressconf timing)"
+  bin/egressconf timing "$REPORTS/e2e-kind-catalog" || true
+fi
 step "done (exit $status); logs: $REPORTS/e2e-*.log"
 exit "$status"
