@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 type syncBuffer struct {
@@ -162,6 +164,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--hosts", bad, "--generate-certs"}, "hosts[0] (a.example).https: required"},
 		{[]string{"--certs", t.TempDir()}, "no ca.crt"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--generate-certs", "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--dns-answer", "fd00::1"}, `--dns-answer "fd00::1": not an IPv4 address`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(ctx, c.args, &out, &errOut)
@@ -172,5 +175,30 @@ func TestFlagErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(ctx, []string{"--print-hosts"}, &out, &out); err != nil || !strings.Contains(out.String(), "name: developer.yahoo.com") {
 		t.Errorf("--print-hosts: %v\n%s", err, out.String())
+	}
+}
+
+func TestServesDNSWithDNSAnswer(t *testing.T) {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := l.LocalAddr().String()
+	l.Close()
+	start(t, "--generate-certs", "--dns-answer", "10.1.2.3", "--dns-addr", dnsAddr, "--dns-upstream", "127.0.0.1:1")
+	m := new(dns.Msg)
+	m.SetQuestion("httpbin.org.", dns.TypeA)
+	var r *dns.Msg
+	for i := 0; i < 50; i++ { // the DNS listener starts beside the HTTP ones
+		if r, _, err = (&dns.Client{Timeout: time.Second}).Exchange(m, dnsAddr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.1.2.3" {
+		t.Errorf("A httpbin.org: %v, want 10.1.2.3", r.Answer)
 	}
 }
