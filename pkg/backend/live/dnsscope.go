@@ -67,16 +67,8 @@ func (b *Backend) scopeGateways(ctx context.Context) ([]string, error) {
 	var names []string
 	for _, n := range b.usedGateways() {
 		g := b.gateways[n]
-		var spec corev1.PodSpec
-		b.dns.PodDNS(&spec, g.gw.Namespace)
-		patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-			"dnsPolicy": spec.DNSPolicy, "dnsConfig": spec.DNSConfig,
-		}}}})
-		if err != nil {
+		if err := b.patchGatewayDNS(ctx, g.gw); err != nil {
 			return nil, err
-		}
-		if _, err := b.cs.AppsV1().Deployments(g.gw.Namespace).Patch(ctx, g.gw.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return nil, fmt.Errorf("egress gateway %s: point its pods at the stand-in's resolver: %w", g.gw.Ref(), err)
 		}
 		names = append(names, g.gw.Ref())
 	}
@@ -113,6 +105,22 @@ func (b *Backend) scopeGateways(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// patchGatewayDNS sets the stand-in's resolver in the pod template of gateway g's Deployment.
+func (b *Backend) patchGatewayDNS(ctx context.Context, g fixtures.Gateway) error {
+	var spec corev1.PodSpec
+	b.dns.PodDNS(&spec, g.Namespace)
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"dnsPolicy": spec.DNSPolicy, "dnsConfig": spec.DNSConfig,
+	}}}})
+	if err != nil {
+		return err
+	}
+	if _, err := b.cs.AppsV1().Deployments(g.Namespace).Patch(ctx, g.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("egress gateway %s: point its pods at the stand-in's resolver: %w", g.Ref(), err)
+	}
+	return nil
 }
 
 // scopedDNSNote is what the reports say about a scoped run.
