@@ -127,7 +127,7 @@ type Backend struct {
 	standin    *standin.InCluster
 	dnsRestore func(context.Context) error
 	// dns is the stand-in's resolver for the run's pods with scoped DNS (nil: cluster DNS).
-	dns *fixtures.DNS
+	dns        *fixtures.DNS
 	runObjects []objRef
 	mesh       meshState
 	cleanups   []cleanup
