@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 type syncBuffer struct {
@@ -186,19 +186,32 @@ func TestServesDNSWithDNSAnswer(t *testing.T) {
 	dnsAddr := l.LocalAddr().String()
 	l.Close()
 	start(t, "--generate-certs", "--dns-answer", "10.1.2.3", "--dns-addr", dnsAddr, "--dns-upstream", "127.0.0.1:1")
-	m := new(dns.Msg)
-	m.SetQuestion("httpbin.org.", dns.TypeA)
-	var r *dns.Msg
-	for i := 0; i < 50; i++ { // the DNS listener starts beside the HTTP ones
-		if r, _, err = (&dns.Client{Timeout: time.Second}).Exchange(m, dnsAddr); err == nil {
-			break
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+	_ = b.StartQuestions()
+	_ = b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName("httpbin.org."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	req, _ := b.Finish()
+	var resp []byte
+	buf := make([]byte, 512)
+	for i := 0; i < 50 && resp == nil; i++ { // the DNS listener starts beside the HTTP ones
+		c, err := net.Dial("udp", dnsAddr)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Write(req); err == nil {
+			if n, err := c.Read(buf); err == nil {
+				resp = buf[:n]
+			}
+		}
+		c.Close()
 	}
-	if err != nil {
-		t.Fatal(err)
+	var p dnsmessage.Parser
+	if _, err := p.Start(resp); err != nil {
+		t.Fatalf("no DNS reply: %v", err)
 	}
-	if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "10.1.2.3" {
-		t.Errorf("A httpbin.org: %v, want 10.1.2.3", r.Answer)
+	_ = p.SkipAllQuestions()
+	a, err := p.AllAnswers()
+	if err != nil || len(a) != 1 || a[0].Body.(*dnsmessage.AResource).A != [4]byte{10, 1, 2, 3} {
+		t.Errorf("A httpbin.org: %v %v, want 10.1.2.3", a, err)
 	}
 }

@@ -2,6 +2,7 @@ package standin
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // DefaultDNSAddr is where the stand-in's resolver listens (UDP and TCP).
@@ -20,7 +21,8 @@ const DefaultDNSAddr = ":53"
 // DNSServer is the stand-in's resolver, for pods that point their resolv.conf at it (scoped DNS,
 // pkg/backend/live): A queries for Hosts are answered with Answer (the stand-in Service's
 // ClusterIP), any other type for those names gets an empty answer (NODATA), and every other query
-// is forwarded to Upstream over the transport it came in on. The cluster's DNS stays untouched.
+// is relayed as it is to Upstream over the transport it came in on. The cluster's DNS stays
+// untouched.
 type DNSServer struct {
 	// Hosts answered by the stand-in (case-insensitive, with or without a trailing dot).
 	Hosts []string
@@ -32,18 +34,11 @@ type DNSServer struct {
 	TTL uint32
 	// Log receives one line per query; nil logs nothing.
 	Log io.Writer
-	// Timeout of a forwarded query; 5s when zero.
+	// Timeout of a relayed query; 5s when zero.
 	Timeout time.Duration
 
-	mu sync.Mutex
-}
-
-func (s *DNSServer) names() map[string]bool {
-	m := map[string]bool{}
-	for _, h := range s.Hosts {
-		m[dns.CanonicalName(h)] = true
-	}
-	return m
+	mu    sync.Mutex
+	names map[string]bool
 }
 
 // ListenAndServe listens on addr over UDP and TCP and serves until ctx ends.
@@ -63,81 +58,233 @@ func (s *DNSServer) ListenAndServe(ctx context.Context, addr string) error {
 
 // Serve answers on pc (UDP) and l (TCP) until ctx ends, then closes both and returns nil.
 func (s *DNSServer) Serve(ctx context.Context, pc net.PacketConn, l net.Listener) error {
-	if s.Answer.To4() == nil {
+	if s.Answer.To4() == nil || s.Upstream == "" {
 		pc.Close()
 		l.Close()
+		if s.Upstream == "" {
+			return errors.New("standin: DNS needs an upstream server")
+		}
 		return fmt.Errorf("standin: DNS answer %q is not an IPv4 address", s.Answer)
 	}
-	if s.Upstream == "" {
-		pc.Close()
-		l.Close()
-		return errors.New("standin: DNS needs an upstream server")
+	s.names = map[string]bool{}
+	for _, h := range s.Hosts {
+		s.names[canonical(h)] = true
 	}
-	names := s.names()
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.handle(w, r, names) })
-	udp := &dns.Server{PacketConn: pc, Handler: h}
-	tcp := &dns.Server{Listener: l, Handler: h}
+	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	go func() { errs <- udp.ActivateAndServe() }()
-	go func() { errs <- tcp.ActivateAndServe() }()
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- s.serveUDP(ctx, pc) }()
+	go func() { defer wg.Done(); errs <- s.serveTCP(ctx, l) }()
 	var first error
 	select {
 	case <-ctx.Done():
 	case err := <-errs:
 		first = fmt.Errorf("standin: DNS server: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_ = udp.ShutdownContext(sctx)
-	_ = tcp.ShutdownContext(sctx)
+	pc.Close()
+	l.Close()
+	wg.Wait()
 	return first
 }
 
-func (s *DNSServer) handle(w dns.ResponseWriter, r *dns.Msg, names map[string]bool) {
-	if len(r.Question) == 1 && names[dns.CanonicalName(r.Question[0].Name)] {
-		q := r.Question[0]
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		ttl := s.TTL
-		if ttl == 0 {
-			ttl = 5
+func (s *DNSServer) serveUDP(ctx context.Context, pc net.PacketConn) error {
+	buf := make([]byte, 65535)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		if q.Qtype == dns.TypeA && q.Qclass == dns.ClassINET {
-			m.Answer = []dns.RR{&dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
-				A:   s.Answer.To4(),
-			}}
-		}
-		s.logf("%s %s %s -> stand-in %d answer(s)", proto(w), dns.TypeToString[q.Qtype], q.Name, len(m.Answer))
-		_ = w.WriteMsg(m)
-		return
+		req := append([]byte(nil), buf[:n]...)
+		go func() {
+			if resp := s.handle(req, "udp"); resp != nil {
+				_, _ = pc.WriteTo(resp, addr)
+			}
+		}()
 	}
-	network := proto(w)
+}
+
+func (s *DNSServer) serveTCP(ctx context.Context, l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		go func() {
+			defer c.Close()
+			for {
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				req, err := readTCPMsg(c)
+				if err != nil {
+					return
+				}
+				resp := s.handle(req, "tcp")
+				if resp == nil || writeTCPMsg(c, resp) != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// handle answers one query (nil: drop it, it is not a query we can read).
+func (s *DNSServer) handle(req []byte, network string) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(req)
+	if err != nil || h.Response {
+		return nil
+	}
+	qs, err := p.AllQuestions()
+	if err != nil || len(qs) == 0 {
+		return nil
+	}
+	if len(qs) == 1 && s.names[canonical(qs[0].Name.String())] {
+		q := qs[0]
+		resp, n, err := s.local(h, q)
+		if err != nil {
+			s.logf("%s %s %s -> stand-in: %v", network, q.Type, q.Name, err)
+			return nil
+		}
+		s.logf("%s %s %s -> stand-in %d answer(s)", network, strings.TrimPrefix(q.Type.String(), "Type"), q.Name, n)
+		return resp
+	}
+	resp, err := s.relay(req, network)
+	if err != nil {
+		s.logf("%s %s -> forward to %s failed: %v", network, describe(qs), s.Upstream, err)
+		out, _ := reply(h, qs, dnsmessage.RCodeServerFailure, nil)
+		return out
+	}
+	rcode := "?"
+	var rp dnsmessage.Parser
+	if rh, err := rp.Start(resp); err == nil {
+		rcode = strings.TrimPrefix(rh.RCode.String(), "RCode")
+	}
+	s.logf("%s %s -> forwarded to %s: %s", network, describe(qs), s.Upstream, rcode)
+	return resp
+}
+
+// local is the stand-in's own answer: A -> Answer, any other type -> NODATA.
+func (s *DNSServer) local(h dnsmessage.Header, q dnsmessage.Question) ([]byte, int, error) {
+	if q.Type != dnsmessage.TypeA || q.Class != dnsmessage.ClassINET {
+		out, err := reply(h, []dnsmessage.Question{q}, dnsmessage.RCodeSuccess, nil)
+		return out, 0, err
+	}
+	ttl := s.TTL
+	if ttl == 0 {
+		ttl = 5
+	}
+	var a [4]byte
+	copy(a[:], s.Answer.To4())
+	out, err := reply(h, []dnsmessage.Question{q}, dnsmessage.RCodeSuccess, func(b *dnsmessage.Builder) error {
+		return b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: ttl}, dnsmessage.AResource{A: a})
+	})
+	return out, 1, err
+}
+
+// reply builds a response to h with the questions and, if given, answers.
+func reply(h dnsmessage.Header, qs []dnsmessage.Question, rcode dnsmessage.RCode, answers func(*dnsmessage.Builder) error) ([]byte, error) {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
+		ID: h.ID, Response: true, OpCode: h.OpCode, Authoritative: rcode == dnsmessage.RCodeSuccess,
+		RecursionDesired: h.RecursionDesired, RecursionAvailable: true, RCode: rcode,
+	})
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		if err := b.Question(q); err != nil {
+			return nil, err
+		}
+	}
+	if answers != nil {
+		if err := b.StartAnswers(); err != nil {
+			return nil, err
+		}
+		if err := answers(&b); err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
+
+// relay sends the query as it is to Upstream and returns its reply. Over UDP the client's own
+// EDNS size travels with it, so a reply that does not fit comes back truncated and the client
+// retries over TCP, which is relayed over TCP.
+func (s *DNSServer) relay(req []byte, network string) ([]byte, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	c := &dns.Client{Net: network, Timeout: timeout}
-	resp, _, err := c.Exchange(r, s.Upstream)
+	c, err := net.DialTimeout(network, s.Upstream, timeout)
 	if err != nil {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeServerFailure)
-		s.logf("%s %s -> forward to %s failed: %v", network, questions(r), s.Upstream, err)
-		_ = w.WriteMsg(m)
-		return
+		return nil, err
 	}
-	resp.Id = r.Id
-	if network == "udp" {
-		// The client's buffer bounds the UDP reply; a truncated one makes it retry over TCP.
-		size := dns.MinMsgSize
-		if o := r.IsEdns0(); o != nil {
-			size = int(o.UDPSize())
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if network == "tcp" {
+		if err := writeTCPMsg(c, req); err != nil {
+			return nil, err
 		}
-		resp.Truncate(size)
+		return readTCPMsg(c)
 	}
-	s.logf("%s %s -> forwarded to %s: %s", network, questions(r), s.Upstream, dns.RcodeToString[resp.Rcode])
-	_ = w.WriteMsg(resp)
+	if _, err := c.Write(req); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 65535)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		// Only the reply to this query (same ID) counts.
+		if n >= 2 && buf[0] == req[0] && buf[1] == req[1] {
+			return buf[:n], nil
+		}
+	}
+}
+
+func readTCPMsg(r io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, err
+	}
+	msg := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+func writeTCPMsg(w io.Writer, msg []byte) error {
+	if len(msg) > 65535 {
+		return errors.New("DNS message too long for TCP")
+	}
+	out := make([]byte, 2+len(msg))
+	binary.BigEndian.PutUint16(out, uint16(len(msg)))
+	copy(out[2:], msg)
+	_, err := w.Write(out)
+	return err
+}
+
+func canonical(name string) string {
+	name = strings.ToLower(name)
+	if !strings.HasSuffix(name, ".") {
+		name += "."
+	}
+	return name
+}
+
+func describe(qs []dnsmessage.Question) string {
+	var out []string
+	for _, q := range qs {
+		out = append(out, strings.TrimPrefix(q.Type.String(), "Type")+" "+q.Name.String())
+	}
+	return strings.Join(out, ",")
 }
 
 func (s *DNSServer) logf(format string, args ...any) {
@@ -147,21 +294,6 @@ func (s *DNSServer) logf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.Log, "%s dns "+format+"\n", append([]any{time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}, args...)...)
-}
-
-func proto(w dns.ResponseWriter) string {
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		return "tcp"
-	}
-	return "udp"
-}
-
-func questions(r *dns.Msg) string {
-	var qs []string
-	for _, q := range r.Question {
-		qs = append(qs, dns.TypeToString[q.Qtype]+" "+q.Name)
-	}
-	return strings.Join(qs, ",")
 }
 
 // UpstreamFromResolvConf returns the first nameserver of a resolv.conf file as host:53 (the
