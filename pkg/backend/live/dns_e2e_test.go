@@ -88,9 +88,10 @@ func (d *dnsScope) exec(ctx context.Context, ns, pod, container string, cmd ...s
 	if err != nil {
 		return "", err
 	}
-	var out bytes.Buffer
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
-	return out.String(), err
+	// Two buffers: the streams are copied concurrently.
+	var out, errOut bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
+	return out.String() + errOut.String(), err
 }
 
 // resolve is the first address getent finds for host in the pod ("" when it finds none: getent
