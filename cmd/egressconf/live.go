@@ -15,6 +15,7 @@ import (
 	"github.com/egressconf/egressconf/pkg/backend/live"
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/cluster"
+	"github.com/egressconf/egressconf/pkg/clusterdns"
 	"github.com/egressconf/egressconf/pkg/image"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
 	"github.com/egressconf/egressconf/pkg/runner"
@@ -42,6 +43,9 @@ type liveFlags struct {
 	catalog                              *catalog.Catalog
 	helmDebug                            bool
 	istioProfile                         string
+	clusterDNS                           string
+	// gateways are the egress gateways the selected scenarios use (nil: all).
+	gateways []string
 }
 
 func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
@@ -68,6 +72,7 @@ func addLiveFlags(fs *pflag.FlagSet) *liveFlags {
 	fs.StringVar(&f.loadCommand, "load-command", "", "existing: command that loads an image archive into the cluster's nodes; the archive path replaces {} or is appended (e.g. ../shared/tools/localcluster/load-images.sh)")
 	fs.StringVar(&f.probeMode, "probe", live.ProbeCurl, "curl: run curl in the pods (observed through the data plane); xds: predict each request from the xDS istiod sends the pods' proxies (no Envoy needed); curl,xds: both in one run, each check observed with curl (the verdict) and predicted from the live istiod's xDS on the same converged state")
 	fs.StringVar(&f.internet, "internet", live.InternetHermetic, "hermetic (the run's stand-in hosts in the cluster) or live (the real sites)")
+	fs.StringVar(&f.clusterDNS, "cluster-dns", string(clusterdns.ModeAuto), "hermetic internet: whose DNS resolves the catalog's hosts to the stand-in. scoped: only the run's own pods (fixtures, its DNS check, the egress gateways it installed) resolve through the stand-in's resolver, kube-system/coredns is not touched; override: CoreDNS is changed so that every pod of the cluster does, for the run (printed first and recorded in the reports); auto: override on --backend kind, scoped on existing (a run refuses when a gateway it uses was not installed by it, unless given override)")
 	fs.Var(&f.restartCoreDNS, "restart-coredns", "restart CoreDNS's pods after changing its Corefile instead of waiting for its reload (default true for kind, false for existing)")
 	fs.StringVar(&f.networkPolicy, "network-policy", "auto", "whether the cluster enforces NetworkPolicy: auto (detect the CNI), yes, no")
 	fs.StringVar(&f.workDir, "work-dir", "", "directory for the run's files (the stand-in image archive); default a temporary directory")
@@ -161,6 +166,10 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	default:
 		return nil, finish, usageError{fmt.Sprintf("--network-policy %q: want auto, yes or no", f.networkPolicy)}
 	}
+	dnsMode, err := clusterdns.ParseMode(f.clusterDNS)
+	if err != nil {
+		return nil, finish, usageError{err.Error()}
+	}
 	phase := func(name string, fn func() error) error { return live.Phase(out, name, fn) }
 
 	var cfg *rest.Config
@@ -168,7 +177,7 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	opts := live.Options{
 		Name: f.backendName, RunID: f.runID, Timeouts: t, CurlImage: f.curlImage, NginxImage: f.nginxImage,
 		Internet: f.internet, StandinImage: f.standinImage, NetworkPolicy: netpol, Keep: f.keep,
-		Progress: out, WorkDir: f.workDir, Probe: probeMode,
+		Progress: out, WorkDir: f.workDir, Probe: probeMode, ClusterDNS: dnsMode, Gateways: f.gateways,
 	}
 	install := f.installIstio.or(f.backendName == "kind")
 	profile, why, err := resolveProfile(f.istioProfile, f.loadArchives)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,6 +81,10 @@ func TestRunLiveUsageErrors(t *testing.T) {
 	if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), `--probe "envoy"`) {
 		t.Errorf("--probe envoy with an unreadable kubeconfig: %v, want a usage error naming --probe", err)
 	}
+	err = cmdRun([]string{"--backend", "existing", "--cluster-dns", "global", "--kubeconfig", "/nonexistent/kubeconfig"})
+	if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), `--cluster-dns "global"`) {
+		t.Errorf("--cluster-dns global: %v, want a usage error naming --cluster-dns", err)
+	}
 }
 
 func labelledArchive(t *testing.T, labels map[string]string) string {
@@ -151,5 +156,21 @@ func TestProbeModes(t *testing.T) {
 		if _, ok := err.(usageError); !ok || !strings.Contains(err.Error(), fmt.Sprintf("--probe %q", bad)) {
 			t.Errorf("--probe %s: %v, want a usage error naming it", bad, err)
 		}
+	}
+}
+
+func TestSelectedGateways(t *testing.T) {
+	c, err := loadCatalog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := selectedGateways(c, []string{"G1"}, nil); strings.Join(got, ",") != "istio-egressgateway" {
+		t.Errorf("G1 uses %v", got)
+	}
+	if got := selectedGateways(c, []string{"G2"}, nil); !slices.Contains(got, "egressgateway-a") {
+		t.Errorf("G2 uses %v", got)
+	}
+	if got := selectedGateways(c, []string{"G99"}, nil); got != nil {
+		t.Errorf("an invalid selection: %v, want nil (every gateway)", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -165,6 +166,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 			f.runID = time.Now().UTC().Format("20060102-150405") + "-" + f.backend
 		}
 		lf.backendName, lf.runID, lf.timeouts, lf.catalog, lf.progress = f.backend, f.runID, timeouts, c, phases
+		lf.gateways = selectedGateways(c, f.groups, f.ids)
 		lb, finish, err := startLive(ctx, lf)
 		defer func() {
 			if ferr := finish(); ferr != nil {
@@ -241,4 +243,22 @@ func liveOnlyFlagsSet(fs *pflag.FlagSet) []string {
 		}
 	})
 	return set
+}
+
+// selectedGateways are the egress gateways the selected scenarios use (nil when the selection is
+// invalid: conformance.Run reports that; every gateway counts meanwhile).
+func selectedGateways(c *catalog.Catalog, groups, ids []string) []string {
+	sel, err := conformance.Select(c, groups, ids)
+	if err != nil {
+		return nil
+	}
+	out := []string{}
+	for _, s := range sel.Scenarios {
+		for _, g := range s.Spec.Gateways {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
 }

@@ -268,6 +268,7 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{[]string{"--run-id", "a/b"}, "path separator"},
 		{[]string{"--kubeconfig", "/tmp/k"}, "--kubeconfig only applies to a live backend"},
 		{[]string{"--probe", "xds"}, "--probe only applies"},
+		{[]string{"--cluster-dns", "scoped"}, "--cluster-dns only applies"},
 		{[]string{"--istio-profile", "bogus"}, `unknown Istio profile "bogus"`},
 	}
 	for _, tc := range cases {

@@ -5,6 +5,7 @@
 //	standin --certs DIR                       # DIR has ca.crt and <host>.crt / <host>.key
 //	standin --generate-certs [--certs DIR]    # make a CA and leaves, print the CA (and write DIR)
 //	        [--hosts FILE] [--http-addr :80] [--https-addr :443]
+//	        [--dns-answer IP [--dns-addr :53] [--dns-upstream HOST:PORT]]  # the resolver (scoped DNS)
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,6 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpAddr := fs.String("http-addr", standin.DefaultHTTPAddr, `plain HTTP listen address ("-" disables)`)
 	httpsAddr := fs.String("https-addr", standin.DefaultHTTPSAddr, `HTTPS listen address ("-" disables)`)
 	printHosts := fs.Bool("print-hosts", false, "print the hosts file in effect and exit")
+	dnsAnswer := fs.String("dns-answer", "", "serve DNS: answer A queries for the hosts with this IPv4 address (the stand-in Service's ClusterIP), forward the rest")
+	dnsAddr := fs.String("dns-addr", standin.DefaultDNSAddr, "DNS listen address, UDP and TCP (with --dns-answer)")
+	dnsUpstream := fs.String("dns-upstream", "", "where other DNS queries go, HOST:PORT; default: the first nameserver of /etc/resolv.conf")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,8 +113,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "standin: serving %s on HTTP %s, HTTPS %s\n",
 		strings.Join(standin.HostNames(hosts), ", "), *httpAddr, *httpsAddr)
-	if err := srv.ListenAndServe(ctx); err != nil {
-		return err
+	if *dnsAnswer == "" {
+		if err := srv.ListenAndServe(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "standin: shut down")
+		return nil
+	}
+	ip := net.ParseIP(*dnsAnswer)
+	if ip == nil || ip.To4() == nil {
+		return fmt.Errorf("--dns-answer %q: not an IPv4 address", *dnsAnswer)
+	}
+	up := *dnsUpstream
+	if up == "" {
+		var err error
+		if up, err = standin.UpstreamFromResolvConf("/etc/resolv.conf"); err != nil {
+			return fmt.Errorf("--dns-upstream not given: %w", err)
+		}
+	}
+	d := &standin.DNSServer{Hosts: standin.HostNames(hosts), Answer: ip, Upstream: up, Log: stdout}
+	fmt.Fprintf(stderr, "standin: DNS on %s: the hosts resolve to %s, other names forwarded to %s\n", *dnsAddr, ip, up)
+	// Both servers stop with ctx; the first failure stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- srv.ListenAndServe(ctx); cancel() }()
+	go func() { errs <- d.ListenAndServe(ctx, *dnsAddr); cancel() }()
+	first := <-errs
+	if err := <-errs; first == nil {
+		first = err
+	}
+	if first != nil {
+		return first
 	}
 	fmt.Fprintln(stderr, "standin: shut down")
 	return nil

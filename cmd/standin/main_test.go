@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 type syncBuffer struct {
@@ -162,6 +164,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--hosts", bad, "--generate-certs"}, "hosts[0] (a.example).https: required"},
 		{[]string{"--certs", t.TempDir()}, "no ca.crt"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--generate-certs", "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--dns-answer", "fd00::1"}, `--dns-answer "fd00::1": not an IPv4 address`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(ctx, c.args, &out, &errOut)
@@ -172,5 +175,43 @@ func TestFlagErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(ctx, []string{"--print-hosts"}, &out, &out); err != nil || !strings.Contains(out.String(), "name: developer.yahoo.com") {
 		t.Errorf("--print-hosts: %v\n%s", err, out.String())
+	}
+}
+
+func TestServesDNSWithDNSAnswer(t *testing.T) {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr := l.LocalAddr().String()
+	l.Close()
+	start(t, "--generate-certs", "--dns-answer", "10.1.2.3", "--dns-addr", dnsAddr, "--dns-upstream", "127.0.0.1:1")
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+	_ = b.StartQuestions()
+	_ = b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName("httpbin.org."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	req, _ := b.Finish()
+	var resp []byte
+	buf := make([]byte, 512)
+	for i := 0; i < 50 && resp == nil; i++ { // the DNS listener starts beside the HTTP ones
+		c, err := net.Dial("udp", dnsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Write(req); err == nil {
+			if n, err := c.Read(buf); err == nil {
+				resp = buf[:n]
+			}
+		}
+		c.Close()
+	}
+	var p dnsmessage.Parser
+	if _, err := p.Start(resp); err != nil {
+		t.Fatalf("no DNS reply: %v", err)
+	}
+	_ = p.SkipAllQuestions()
+	a, err := p.AllAnswers()
+	if err != nil || len(a) != 1 || a[0].Body.(*dnsmessage.AResource).A != [4]byte{10, 1, 2, 3} {
+		t.Errorf("A httpbin.org: %v %v, want 10.1.2.3", a, err)
 	}
 }

@@ -65,6 +65,9 @@ type Info struct {
 	// NetworkPolicy says how CapNetworkPolicy was decided: the flag or the enforcing CNI found,
 	// and the self-test's result ("" for backends that do not decide it).
 	NetworkPolicy string
+	// ClusterDNS says whose DNS a hermetic live run changed (--cluster-dns): which names resolve
+	// where, for the run's pods or for every pod of the cluster ("" for other backends).
+	ClusterDNS string
 }
 
 // Capabilities a scenario may require.

@@ -30,9 +30,12 @@ type ConformanceReport struct {
 	MeshVersion  string `json:"meshVersion,omitempty"`
 	// NetworkPolicy says how the cluster's NetworkPolicy enforcement was decided (the CNI found,
 	// the self-test's result).
-	NetworkPolicy string            `json:"networkPolicy,omitempty"`
-	Profiles      []ProfileReport   `json:"profiles"`
-	Summary       ConformanceCounts `json:"summary"`
+	NetworkPolicy string `json:"networkPolicy,omitempty"`
+	// ClusterDNS says whose DNS the run pointed at the stand-in (--cluster-dns): its own pods,
+	// or every pod of the cluster, and which names.
+	ClusterDNS string            `json:"clusterDNS,omitempty"`
+	Profiles   []ProfileReport   `json:"profiles"`
+	Summary    ConformanceCounts `json:"summary"`
 	// Interrupted is true when the run was stopped before every selected ID ran.
 	Interrupted bool `json:"interrupted"`
 	// Selection names what was run against the whole catalog; only a full selection can be a
@@ -152,6 +155,7 @@ func NewConformanceReport(run *Run) ConformanceReport {
 		IstioVersion:     run.Backend.IstioVersion,
 		MeshVersion:      run.Backend.MeshVersion,
 		NetworkPolicy:    run.Backend.NetworkPolicy,
+		ClusterDNS:       run.Backend.ClusterDNS,
 		Interrupted:      run.Interrupted,
 		Selection:        run.Selection,
 		Settings:         run.Settings,

@@ -81,6 +81,9 @@ func WriteJUnit(w io.Writer, run *Run) error {
 			if run.Backend.NetworkPolicy != "" {
 				s.Properties = append(s.Properties, junitProperty{Name: "networkPolicy", Value: run.Backend.NetworkPolicy})
 			}
+			if run.Backend.ClusterDNS != "" {
+				s.Properties = append(s.Properties, junitProperty{Name: "clusterDNS", Value: run.Backend.ClusterDNS})
+			}
 			bySuite[name] = s
 			order = append(order, name)
 		}

@@ -124,3 +124,35 @@ func TestNetworkPolicyRecordedInEveryReport(t *testing.T) {
 		t.Errorf("%s lacks the networkPolicy property:\n%s", JUnitFile, j)
 	}
 }
+
+// Whose DNS the run pointed at the stand-in (--cluster-dns) is recorded in every report.
+func TestClusterDNSRecordedInEveryReport(t *testing.T) {
+	run := sampleRun()
+	const dns = "--cluster-dns override: while the run lasts every pod of the cluster, in every namespace, resolves httpbin.org to the stand-in internet.egressconf-internet.svc.cluster.local (10.96.1.2)"
+	run.Backend.ClusterDNS = dns
+	dir := t.TempDir()
+	if _, err := WriteAll(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) string {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	if s := read(SummaryFile); !strings.Contains(s, "Cluster DNS: "+dns+"\n") {
+		t.Errorf("%s lacks the cluster DNS record:\n%s", SummaryFile, s)
+	}
+	var cr ConformanceReport
+	if err := yaml.Unmarshal([]byte(read(ConformanceFile)), &cr); err != nil || cr.ClusterDNS != dns {
+		t.Errorf("%s: clusterDNS %q (%v)", ConformanceFile, cr.ClusterDNS, err)
+	}
+	var back Run
+	if err := json.Unmarshal([]byte(read(ResultsFile)), &back); err != nil || back.Backend.ClusterDNS != dns {
+		t.Errorf("%s: backend ClusterDNS %q (%v)", ResultsFile, back.Backend.ClusterDNS, err)
+	}
+	if j := read(JUnitFile); !strings.Contains(j, `name="clusterDNS" value="--cluster-dns override: while the run lasts every pod of the cluster`) {
+		t.Errorf("%s lacks the clusterDNS property:\n%s", JUnitFile, j)
+	}
+}

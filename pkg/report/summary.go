@@ -52,6 +52,9 @@ func WriteSummary(w io.Writer, run *Run) error {
 	if run.Backend.NetworkPolicy != "" {
 		fmt.Fprintf(&b, "NetworkPolicy: %s\n\n", run.Backend.NetworkPolicy)
 	}
+	if run.Backend.ClusterDNS != "" {
+		fmt.Fprintf(&b, "Cluster DNS: %s\n\n", run.Backend.ClusterDNS)
+	}
 	if len(run.Settings) > 0 {
 		b.WriteString("Settings:")
 		for i, k := range slices.Sorted(maps.Keys(run.Settings)) {

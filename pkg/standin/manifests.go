@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"time"
 
@@ -80,6 +81,9 @@ type InCluster struct {
 	ImagePullPolicy corev1.PullPolicy
 	// Namespace; Namespace when empty.
 	Namespace string
+	// ServiceIP is the stand-in Service's ClusterIP. When set, the stand-in also serves DNS on
+	// port 53 (DNSServer), answering the hosts with it. Apply creates the Service first and sets it.
+	ServiceIP string
 }
 
 func (c *InCluster) ns() string {
@@ -118,7 +122,8 @@ func (o *Objects) List() []runtime.Object {
 	if o.HostsConfig != nil {
 		out = append(out, o.HostsConfig)
 	}
-	return append(out, o.Deployment, o.Service)
+	// The Service first: its ClusterIP is the Deployment's DNS answer.
+	return append(out, o.Service, o.Deployment)
 }
 
 // YAML renders the objects as one multi-document YAML stream (for reports and kubectl).
@@ -186,6 +191,19 @@ func (c *InCluster) Objects() (*Objects, error) {
 	}
 
 	args := []string{"--certs=" + CertsMountPath, "--http-addr=:80", "--https-addr=:443"}
+	ports := []corev1.ContainerPort{
+		{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP},
+		{Name: "https", ContainerPort: 443, Protocol: corev1.ProtocolTCP},
+	}
+	if c.ServiceIP != "" {
+		if ip := net.ParseIP(c.ServiceIP); ip == nil || ip.To4() == nil {
+			return nil, fmt.Errorf("standin: Service IP %q is not an IPv4 address", c.ServiceIP)
+		}
+		args = append(args, "--dns-answer="+c.ServiceIP, "--dns-addr="+DefaultDNSAddr)
+		ports = append(ports,
+			corev1.ContainerPort{Name: "dns-udp", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
+			corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP})
+	}
 	volumes := []corev1.Volume{{
 		Name:         "certs",
 		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: CertsSecretName}},
@@ -249,10 +267,7 @@ func (c *InCluster) Objects() (*Objects, error) {
 						Image:           image,
 						ImagePullPolicy: pull,
 						Args:            args,
-						Ports: []corev1.ContainerPort{
-							{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP},
-							{Name: "https", ContainerPort: 443, Protocol: corev1.ProtocolTCP},
-						},
+						Ports:           ports,
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(443)}},
 							PeriodSeconds: 2,
@@ -288,6 +303,9 @@ func (c *InCluster) Objects() (*Objects, error) {
 			Ports: []corev1.ServicePort{
 				{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
 				{Name: "https", Port: 443, TargetPort: intstr.FromString("https"), Protocol: corev1.ProtocolTCP},
+				// The resolver of scoped DNS (pods whose dnsConfig names this ClusterIP).
+				{Name: "dns-udp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
+				{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
@@ -401,23 +419,7 @@ func (c *InCluster) Apply(ctx context.Context, cs kubernetes.Interface) error {
 			return err
 		}
 	}
-	if err := upsert(ctx, "deployment "+o.Deployment.Name,
-		func() error {
-			_, err := cs.AppsV1().Deployments(ns).Create(ctx, o.Deployment, metav1.CreateOptions{})
-			return err
-		},
-		func() error {
-			cur, err := cs.AppsV1().Deployments(ns).Get(ctx, o.Deployment.Name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			o.Deployment.ResourceVersion = cur.ResourceVersion
-			_, err = cs.AppsV1().Deployments(ns).Update(ctx, o.Deployment, metav1.UpdateOptions{})
-			return err
-		}); err != nil {
-		return err
-	}
-	return upsert(ctx, "service "+o.Service.Name,
+	if err := upsert(ctx, "service "+o.Service.Name,
 		func() error {
 			_, err := cs.CoreV1().Services(ns).Create(ctx, o.Service, metav1.CreateOptions{})
 			return err
@@ -432,6 +434,34 @@ func (c *InCluster) Apply(ctx context.Context, cs kubernetes.Interface) error {
 			o.Service.Spec.ClusterIP = cur.Spec.ClusterIP
 			o.Service.Spec.ClusterIPs = cur.Spec.ClusterIPs
 			_, err = cs.CoreV1().Services(ns).Update(ctx, o.Service, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
+		return err
+	}
+	// The Deployment's resolver answers with the Service's ClusterIP: read it, rebuild.
+	svc, err := cs.CoreV1().Services(ns).Get(ctx, o.Service.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("standin: get service %s: %w", o.Service.Name, err)
+	}
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return fmt.Errorf("standin: service %s/%s has no ClusterIP", ns, o.Service.Name)
+	}
+	c.ServiceIP = svc.Spec.ClusterIP
+	if o, err = c.Objects(); err != nil {
+		return err
+	}
+	return upsert(ctx, "deployment "+o.Deployment.Name,
+		func() error {
+			_, err := cs.AppsV1().Deployments(ns).Create(ctx, o.Deployment, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			cur, err := cs.AppsV1().Deployments(ns).Get(ctx, o.Deployment.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			o.Deployment.ResourceVersion = cur.ResourceVersion
+			_, err = cs.AppsV1().Deployments(ns).Update(ctx, o.Deployment, metav1.UpdateOptions{})
 			return err
 		})
 }

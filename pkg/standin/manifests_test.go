@@ -2,6 +2,7 @@ package standin
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/egressconf/egressconf/pkg/pki"
 )
@@ -82,11 +85,11 @@ func TestObjects(t *testing.T) {
 	if svc.Name != "internet" || svc.Annotations[AnnotationIstioExportTo] != "~" {
 		t.Errorf("service %s annotations %v", svc.Name, svc.Annotations)
 	}
-	ports := map[int32]string{}
+	ports := map[string]string{}
 	for _, p := range svc.Spec.Ports {
-		ports[p.Port] = p.TargetPort.StrVal
+		ports[fmt.Sprintf("%d/%s", p.Port, p.Protocol)] = p.TargetPort.String()
 	}
-	if ports[80] != "http" || ports[443] != "https" || len(ports) != 2 {
+	if ports["80/TCP"] != "http" || ports["443/TCP"] != "https" || ports["53/UDP"] != "53" || ports["53/TCP"] != "53" || len(ports) != 4 {
 		t.Errorf("service ports %v", ports)
 	}
 	for k, v := range svc.Spec.Selector {
@@ -160,17 +163,18 @@ func TestCABundle(t *testing.T) {
 func TestApplyWithFakeClientset(t *testing.T) {
 	ctx := context.Background()
 	cs := fake.NewClientset()
+	// The API server allocates the ClusterIP on create; the fake does not.
+	cs.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		a.(k8stesting.CreateAction).GetObject().(*corev1.Service).Spec.ClusterIP = "10.96.7.7"
+		return false, nil, nil
+	})
 	c := testInCluster(t)
 	if err := c.Apply(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := cs.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.Spec.ClusterIP = "10.96.7.7" // as the API server would allocate
-	if _, err := cs.CoreV1().Services(Namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
+	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, AppName, metav1.GetOptions{})
+	if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--dns-answer=10.96.7.7 --dns-addr=:53") {
+		t.Errorf("the stand-in's resolver does not answer with the Service's ClusterIP: args %s", args)
 	}
 
 	// A second run re-applies over the first: new certificates, new run label, same ClusterIP.
@@ -186,11 +190,11 @@ func TestApplyWithFakeClientset(t *testing.T) {
 	if string(sec.Data["ca.crt"]) != string(c2.Certs.CAPEM) || sec.Labels[LabelRun] != "run-2" {
 		t.Error("secret not updated to the second run")
 	}
-	svc, _ = cs.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
+	svc, _ := cs.CoreV1().Services(Namespace).Get(ctx, ServiceName, metav1.GetOptions{})
 	if svc.Spec.ClusterIP != "10.96.7.7" || svc.Labels[LabelRun] != "run-2" {
 		t.Errorf("service after update: ip %s labels %v", svc.Spec.ClusterIP, svc.Labels)
 	}
-	d, _ := cs.AppsV1().Deployments(Namespace).Get(ctx, AppName, metav1.GetOptions{})
+	d, _ = cs.AppsV1().Deployments(Namespace).Get(ctx, AppName, metav1.GetOptions{})
 	if d.Spec.Template.Labels[LabelRun] != "run-2" {
 		t.Error("deployment not updated")
 	}
@@ -227,5 +231,28 @@ func TestApplyWithFakeClientset(t *testing.T) {
 	}
 	if err := c2.Delete(ctx, cs); err != nil { // already gone is fine
 		t.Fatal(err)
+	}
+}
+
+func TestObjectsServiceIP(t *testing.T) {
+	c := testInCluster(t)
+	c.ServiceIP = "fd00::7"
+	if _, err := c.Objects(); err == nil || !strings.Contains(err.Error(), "not an IPv4") {
+		t.Errorf("IPv6 ServiceIP: %v", err)
+	}
+	c.ServiceIP = "10.96.0.9"
+	o, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr := o.Deployment.Spec.Template.Spec.Containers[0]
+	var dnsPorts []string
+	for _, p := range ctr.Ports {
+		if p.ContainerPort == 53 {
+			dnsPorts = append(dnsPorts, string(p.Protocol))
+		}
+	}
+	if strings.Join(dnsPorts, ",") != "UDP,TCP" || !strings.Contains(strings.Join(ctr.Args, " "), "--dns-answer=10.96.0.9") {
+		t.Errorf("ports %v args %v", ctr.Ports, ctr.Args)
 	}
 }

@@ -21,11 +21,17 @@ import (
 
 // prepareHermetic sets up the run's stand-in internet: CA and leaves, the image (built and loaded
 // when asked), the stand-in's objects, the CA credential Secret in each gateway namespace (for
-// TLS origination at the egress gateway), the CoreDNS override, and a check from a pod that every
-// external host resolves to the stand-in and answers.
+// TLS origination at the egress gateway), the DNS (scoped: the run's pods and gateways resolve
+// through the stand-in's resolver; override: CoreDNS, cluster-wide), and a check from a pod that
+// every external host resolves to the stand-in and answers.
 func (b *Backend) prepareHermetic(ctx context.Context) error {
 	t := b.o.Timeouts
 	hosts := standin.HostNames(standin.DefaultHosts())
+	// Decided before anything is created: a refusal leaves the cluster as it was.
+	mode, err := b.decideDNS(ctx)
+	if err != nil {
+		return err
+	}
 	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: standin.DefaultHosts()}
 	if err := b.phase("stand-in certificates", func() (err error) {
 		in.Certs, err = pki.Generate(hosts, pki.Options{})
@@ -88,6 +94,27 @@ func (b *Backend) prepareHermetic(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if mode == clusterdns.ModeScoped {
+		b.dns = &fixtures.DNS{Nameserver: in.ServiceIP, ClusterDomain: b.clusterDomain(ctx)}
+		return b.phase("scoped DNS: the run's pods resolve through the stand-in", func() error {
+			gws, err := b.scopeGateways(ctx)
+			if err != nil {
+				return err
+			}
+			note := scopedDNSNote(in.ServiceIP, gws)
+			fmt.Fprintf(b.o.Progress, "   cluster DNS: %s\n", note)
+			b.mu.Lock()
+			b.info.ClusterDNS = note
+			b.mu.Unlock()
+			return b.checkDNS(ctx, hosts)
+		})
+	}
+	// Said, and recorded for the reports, before CoreDNS changes.
+	plan := clusterdns.OverridePlan(hosts, in.ServiceFQDN(""), in.ServiceIP)
+	fmt.Fprintf(b.o.Progress, "   cluster DNS: %s\n", plan)
+	b.mu.Lock()
+	b.info.ClusterDNS = plan
+	b.mu.Unlock()
 	return b.phase("cluster DNS override", func() error {
 		restore, err := clusterdns.Override(ctx, b.cs, hosts, in.ServiceFQDN(""), clusterdns.WithRunID(b.o.RunID))
 		if err != nil {
@@ -144,7 +171,7 @@ func (b *Backend) restartCoreDNS(ctx context.Context) error {
 // every external host answers from the stand-in (the Corefile change reached CoreDNS).
 func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
 	w := catalog.Workload{Name: "dnscheck", Namespace: standin.Namespace, Fixture: "sleep", ServiceAccount: "default"}
-	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, TrustRunCA: true})
+	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, TrustRunCA: true, DNS: b.dns})
 	if err != nil {
 		return err
 	}

@@ -6,13 +6,18 @@ package live_test
 //
 //	kind-catalog      egressconf run --backend kind --probe curl,xds: the whole catalog observed and
 //	                  predicted from the live istiod's xDS in one run, cluster kept
-//	existing-G1       egressconf run --backend existing against that cluster (it did not create it)
+//	existing-dns-refusal  --backend existing on it without --cluster-dns override: refused (its
+//	                  gateways are the kind run's), CoreDNS untouched
+//	existing-G1       egressconf run --backend existing against that cluster (it did not create it),
+//	                  with --cluster-dns override: the plan printed before CoreDNS changes, recorded
 //	existing-refusal  an object the run did not create is never overwritten
 //	api               probes, exec failures as errors, log reading, diagnostics, through the package
 //	existing-missing-gateway  a scenario whose egress gateway is missing is skipped with the reason
 //	sigint            SIGINT during a run: cleanup, leak check, CoreDNS and mesh config restored
 //	localcluster-install-istio  --backend existing --install-istio --load-command on the local
-//	                  cluster (not kind): Helm install, image loading by command, uninstall, leak check
+//	                  cluster (not kind): Helm install, image loading by command, uninstall, leak check;
+//	                  scoped DNS: during the run a bystander pod does not resolve the catalog's hosts
+//	                  to the stand-in, the run's pods do, CoreDNS's Corefile never changes
 //	existing-keep     --keep leaves the objects, the CoreDNS override and the mesh config in place
 //	delete            the cluster deleted through the kind library
 //	kind-create-delete  egressconf run --backend kind without --keep-cluster deletes the cluster it created
@@ -112,6 +117,7 @@ func TestKindE2E(t *testing.T) {
 	if !ok && e.cs == nil {
 		t.Fatal("no cluster: the other checks cannot run")
 	}
+	t.Run("existing-dns-refusal", e.existingDNSRefusal)
 	t.Run("existing-G1", e.existingG1)
 	t.Run("existing-refusal", e.existingRefusal)
 	t.Run("api", e.api)
@@ -363,7 +369,10 @@ func (e *e2e) existingArgs(runID string, groups ...string) []string {
 		"--reports", e.reports, "--run-id", runID,
 		// the stand-in image is in the node already (loaded by the kind run); CoreDNS may be
 		// restarted (the test owns the cluster)
-		"--standin-image", standin.DefaultImage, "--restart-coredns"}
+		"--standin-image", standin.DefaultImage, "--restart-coredns",
+		// The kept cluster's gateways were installed by the kind run, not by this one: scoped
+		// DNS cannot reach them (existing-dns-refusal), so these runs ask for the override.
+		"--cluster-dns", "override"}
 	for _, g := range groups {
 		args = append(args, "--group", g)
 	}
@@ -381,7 +390,40 @@ func (e *e2e) existingG1(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-existing-g1")), catalogIDs(t, "G1"), true)
+	run := readResults(t, filepath.Join(e.reports, "e2e-existing-g1"))
+	e.checkResults(t, run, catalogIDs(t, "G1"), true)
+	// The override is said before CoreDNS changes, and recorded.
+	plan := strings.Index(out, "cluster DNS: --cluster-dns override: while the run lasts every pod of the cluster")
+	if plan < 0 || plan > strings.Index(out, "== cluster DNS override") {
+		t.Error("the override's plan is not printed before CoreDNS changes")
+	}
+	if !strings.Contains(run.Backend.ClusterDNS, "every pod of the cluster") {
+		t.Errorf("results.json's cluster DNS record: %q", run.Backend.ClusterDNS)
+	}
+	e.checkRestored(t)
+}
+
+// existingDNSRefusal: without --cluster-dns override, a run whose gateways it did not install
+// refuses before creating anything, naming the gateway and the flag; CoreDNS is untouched.
+func (e *e2e) existingDNSRefusal(t *testing.T) {
+	before := corefile(t, e.cs)
+	args := e.existingArgs("e2e-dns-refusal", "G1")
+	args = slices.DeleteFunc(args, func(a string) bool { return a == "--cluster-dns" || a == "override" })
+	out, code, _ := e.run(t, "existing-dns-refusal", args...)
+	if code == 0 {
+		t.Error("exit 0")
+	}
+	for _, want := range []string{"istio-system/istio-egressgateway were not installed by this run", "--cluster-dns override"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "== stand-in deploy") || strings.Contains(out, "== cluster DNS override") {
+		t.Error("the refused run deployed the stand-in or changed CoreDNS")
+	}
+	if after := corefile(t, e.cs); after != before {
+		t.Errorf("CoreDNS changed:\n%s", after)
+	}
 	e.checkRestored(t)
 }
 
@@ -466,6 +508,7 @@ func (e *e2e) api(t *testing.T) {
 		Name: "existing", Config: e.cfg, RunID: "e2e-api", Timeouts: to,
 		CurlImage: env("EGRESSCONF_CURL_IMAGE", "docker.io/local/curl:1"), NginxImage: env("EGRESSCONF_NGINX_IMAGE", "docker.io/local/nginx:1"),
 		StandinImage: standin.DefaultImage, RestartCoreDNS: true, Progress: &progress,
+		ClusterDNS: clusterdns.ModeOverride, // the kind run's gateways
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -731,28 +774,44 @@ func (e *e2e) localcluster(t *testing.T) {
 	if kc == "" {
 		t.Skip("EGRESSCONF_LOCALCLUSTER_KUBECONFIG not set")
 	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	// Without --cluster-dns the run installs its gateways and scopes DNS to its own pods.
+	dns := newDNSScope(t, cfg, cs, "e2e-localcluster")
 	args := []string{"run", "--backend", "existing", "--kubeconfig", kc, "--install-istio",
 		"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"), "--restart-coredns",
 		"--group", "G1", "--reports", e.reports, "--run-id", "e2e-localcluster",
 		// The images are imported by the load command, not given as archives: name the profile.
 		"--istio-profile", "upstream-envoy"}
 	args = append(args, e.istioFlags()...)
-	out, code, d := e.run(t, "localcluster", args...)
+	out, code, d := e.start(t, "localcluster", exec.Command(e.bin, args...), func(line string) {
+		// The first step: the run's fixtures and gateways are up. The check runs while the
+		// output waits, and proves by the run's stand-in Service that the run was still on.
+		if strings.Contains(line, "step 1/") {
+			dns.during()
+		}
+	})
 	t.Logf("egressconf run --backend existing --install-istio on the local cluster: exit %d in %s", code, d.Round(time.Second))
+	dns.verify(t)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"helm install istio-system/istiod", "== stand-in image load", "Istio uninstall", "== leak check"} {
+	for _, want := range []string{"helm install istio-system/istiod", "== stand-in image load", "== scoped DNS: the run's pods resolve through the stand-in", "cluster DNS: --cluster-dns scoped", "Istio uninstall", "== leak check"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-localcluster")), catalogIDs(t, "G1"), false)
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(out, "== cluster DNS override") {
+		t.Error("CoreDNS was overridden without --cluster-dns override")
 	}
-	cs := kubernetes.NewForConfigOrDie(cfg)
+	run := readResults(t, filepath.Join(e.reports, "e2e-localcluster"))
+	e.checkResults(t, run, catalogIDs(t, "G1"), false)
+	if !strings.Contains(run.Backend.ClusterDNS, "--cluster-dns scoped") || !strings.Contains(run.Backend.ClusterDNS, "kube-system/coredns is not changed") {
+		t.Errorf("results.json's cluster DNS record: %q", run.Backend.ClusterDNS)
+	}
 	if _, err := cs.CoreV1().Namespaces().Get(context.Background(), "istio-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("istio-system left on the local cluster (%v)", err)
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/clusterdns"
 	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/pkg/standin"
 )
@@ -89,6 +90,11 @@ type Options struct {
 	WorkDir string
 	// IstioProfile names the install profile istiod runs with (istioinstall.Profile), for reports.
 	IstioProfile string
+	// ClusterDNS is the --cluster-dns policy of a hermetic run (clusterdns.Decide): scoped
+	// (the run's pods only) or override (CoreDNS, cluster-wide); auto when empty.
+	ClusterDNS clusterdns.Mode
+	// Gateways are the egress gateways the selected scenarios use (nil: every fixture gateway).
+	Gateways []string
 	// Probe is ProbeCurl (default: curl in the pods, observed through the data plane), ProbeXDS
 	// (predicted from the xDS istiod sends each pod's proxy) or ProbeBoth (observed, and
 	// predicted beside each observation).
@@ -121,6 +127,8 @@ type Backend struct {
 	// run-level state, set up by Prepare and undone by Close.
 	standin    *standin.InCluster
 	dnsRestore func(context.Context) error
+	// dns is the stand-in's resolver for the run's pods with scoped DNS (nil: cluster DNS).
+	dns        *fixtures.DNS
 	runObjects []objRef
 	mesh       meshState
 	cleanups   []cleanup
@@ -425,7 +433,7 @@ func (b *Backend) labels() map[string]string {
 }
 
 func (b *Backend) fixtureOptions() fixtures.Options {
-	return fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, NginxImage: b.o.NginxImage, TrustRunCA: b.o.Internet == InternetHermetic}
+	return fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, NginxImage: b.o.NginxImage, TrustRunCA: b.o.Internet == InternetHermetic, DNS: b.dns}
 }
 
 func (b *Backend) workDir() (string, error) {
