@@ -12,6 +12,9 @@ package live_test
 //	sigint            SIGINT during a run: cleanup, leak check, CoreDNS and mesh config restored
 //	localcluster-install-istio  --backend existing --install-istio --load-command on the local
 //	                  cluster (not kind): Helm install, image loading by command, uninstall, leak check
+//	localcluster-rbac  G1 with --backend existing on the local cluster as a ServiceAccount bound to
+//	                  exactly deploy/rbac (Istio installed by the admin first); every request
+//	                  checked against the role files; without pods/exec the run fails naming it
 //	existing-keep     --keep leaves the objects, the CoreDNS override and the mesh config in place
 //	delete            the cluster deleted through the kind library
 //	kind-create-delete  egressconf run --backend kind without --keep-cluster deletes the cluster it created
@@ -116,6 +119,7 @@ func TestKindE2E(t *testing.T) {
 	t.Run("existing-missing-gateway", e.missingGateway)
 	t.Run("sigint", e.sigint)
 	t.Run("localcluster-install-istio", e.localcluster)
+	t.Run("localcluster-rbac", e.localclusterRBAC)
 	t.Run("existing-keep", e.keep)
 	t.Run("delete", func(t *testing.T) {
 		if env("EGRESSCONF_KEEP_CLUSTER", "") == "1" {

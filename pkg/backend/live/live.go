@@ -374,7 +374,10 @@ func PhaseEvery(w io.Writer, name string, interval time.Duration, f func() error
 	return nil
 }
 
-func (b *Backend) phase(name string, f func() error) error { return Phase(b.o.Progress, name, f) }
+// phase is Phase on the run's progress, its failure line saying which permission was denied.
+func (b *Backend) phase(name string, f func() error) error {
+	return Phase(b.o.Progress, name, func() (err error) { defer explain(&err); return f() })
+}
 
 // Plan says which scenarios of c can run here and why the others cannot: a missing egress gateway
 // skips a scenario; a gateway without Envoy makes its log checks unobservable.
