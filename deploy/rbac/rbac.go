@@ -141,6 +141,9 @@ func (r Request) String() string {
 		res += "." + r.Group
 	}
 	if r.Namespace == "" {
+		if r.Name != "" {
+			res += " " + r.Name
+		}
 		return r.Verb + " " + res + " (cluster scope)"
 	}
 	return r.Verb + " " + res + " in namespace " + r.Namespace
@@ -221,6 +224,10 @@ func Explain(err error) error {
 		return err
 	}
 	r := Request{Verb: m[2], Resource: m[3], Group: m[4], Namespace: m[5]}
+	if r.Group == "" && r.Resource == "namespaces" && r.Namespace != "" {
+		// A Namespace object is cluster-scoped: the authorizer names it as the namespace.
+		r.Name, r.Namespace = r.Namespace, ""
+	}
 	fs, ferr := Files()
 	if ferr != nil {
 		return err

@@ -150,6 +150,11 @@ func TestExplainNamesVerbResourceAndFile(t *testing.T) {
 			"permission denied: create serviceentries.networking.istio.io in namespace istio-system (deploy/rbac/egressconf-run.yaml)"},
 		{apiServerRefusal("create", "", "namespaces", "", "", ""),
 			"permission denied: create namespaces (cluster scope) (deploy/rbac/egressconf-run.yaml)"},
+		// A Namespace object: the authorizer names it as the namespace; patch is granted on two.
+		{apiServerRefusal("patch", "", "namespaces", "", "istio-egress", "istio-egress"),
+			"permission denied: patch namespaces istio-egress (cluster scope) (deploy/rbac/egressconf-run.yaml)"},
+		{apiServerRefusal("patch", "", "namespaces", "", "payments", "payments"),
+			"permission denied: patch namespaces payments (cluster scope) (no file in deploy/rbac grants it: the role set lacks it)"},
 		// Nothing grants it: the role set lacks it (pods/portforward is granted in istio-system only).
 		{apiServerRefusal("create", "", "pods", "portforward", "demo-frontend", "sleep-1"),
 			"permission denied: create pods/portforward in namespace demo-frontend (no file in deploy/rbac grants it: the role set lacks it)"},

@@ -25,8 +25,12 @@ func refuse(a k8stesting.Action) (bool, runtime.Object, error) {
 	if a.GetSubresource() != "" {
 		res += "/" + a.GetSubresource()
 	}
+	ns := a.GetNamespace()
+	if n, ok := a.(interface{ GetName() string }); ok && res == "namespaces" {
+		ns = n.GetName() // as the API server's authorizer names a Namespace object
+	}
 	return true, nil, rbac.APIServerRefusal("system:serviceaccount:egressconf:egressconf",
-		rbac.Request{Verb: a.GetVerb(), Group: a.GetResource().Group, Resource: res, Namespace: a.GetNamespace()})
+		rbac.Request{Verb: a.GetVerb(), Group: a.GetResource().Group, Resource: res, Namespace: ns})
 }
 
 func wantDenied(t *testing.T, err error, want string) {
@@ -68,7 +72,7 @@ func TestRefusalsNameVerbResourceAndRoleFile(t *testing.T) {
 	b.cs.(*k8sfake.Clientset).PrependReactor("patch", "namespaces", refuse)
 	s := scenario()
 	s.Spec.Namespaces = []catalog.Namespace{{Name: "default"}}
-	wantDenied(t, b.Setup(ctx, s), "permission denied: patch namespaces (cluster scope) (deploy/rbac/egressconf-run.yaml)")
+	wantDenied(t, b.Setup(ctx, s), "permission denied: patch namespaces default (cluster scope) (deploy/rbac/egressconf-run.yaml)")
 
 	// Other errors are left as they are: the refusal to overwrite an object of another owner.
 	b = testBackend(t, []runtime.Object{serviceEntry("default", "x", map[string]string{"team": "payments"})})

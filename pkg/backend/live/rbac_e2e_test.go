@@ -386,10 +386,11 @@ type grant struct{ file, verb, resource, name string }
 // needed. A grant neither used nor here fails the check: the role set must stay exactly what a run
 // needs.
 var g1Unused = map[string]string{
-	"patch namespaces default": "G1 uses no existing namespace; G2 to G13 use default: its istio-injection label is set and restored",
-	"create pods":              "the NetworkPolicy self-test, on a cluster with an enforcer (none here)",
-	"get pods":                 "the NetworkPolicy self-test waits for its two pods",
-	"list events":              "diagnostics of a failed expectation",
+	"patch namespaces default":      "G1 uses no existing namespace; G2 to G13 use default: its istio-injection label is set and restored",
+	"patch namespaces istio-egress": "the same for G2 to G6, which use the egress gateway's namespace",
+	"create pods":                   "the NetworkPolicy self-test, on a cluster with an enforcer (none here)",
+	"get pods":                      "the NetworkPolicy self-test waits for its two pods",
+	"list events":                   "diagnostics of a failed expectation",
 	"update destinationrules.networking.istio.io":            "a later step changing an applied DestinationRule",
 	"update gateways.networking.istio.io":                    "a later step changing an applied Gateway",
 	"update virtualservices.networking.istio.io":             "a later step changing an applied VirtualService",
@@ -549,8 +550,8 @@ func TestRecordedRequest(t *testing.T) {
 		want string
 	}{
 		{recorded{method: "GET", path: "/api/v1/namespaces"}, "list namespaces (cluster scope)"},
-		{recorded{method: "GET", path: "/api/v1/namespaces/demo"}, "get namespaces (cluster scope)"},
-		{recorded{method: "PATCH", path: "/api/v1/namespaces/default"}, "patch namespaces (cluster scope)"},
+		{recorded{method: "GET", path: "/api/v1/namespaces/demo"}, "get namespaces demo (cluster scope)"},
+		{recorded{method: "PATCH", path: "/api/v1/namespaces/default"}, "patch namespaces default (cluster scope)"},
 		{recorded{method: "GET", path: "/api/v1/namespaces/istio-system/pods/istiod-1/exec"}, "get pods/exec in namespace istio-system"},
 		{recorded{method: "POST", path: "/api/v1/namespaces/istio-system/pods/istiod-1/portforward"}, "create pods/portforward in namespace istio-system"},
 		{recorded{method: "GET", path: "/api/v1/namespaces/d/pods", watch: true}, "watch pods in namespace d"},
