@@ -228,6 +228,11 @@ func Explain(err error) error {
 		// A Namespace object is cluster-scoped: the authorizer names it as the namespace.
 		r.Name, r.Namespace = r.Namespace, ""
 	}
+	// The object's name, for rules limited to names (the message has none; the status has it).
+	var se *apierrors.StatusError
+	if errors.As(err, &se) && se.ErrStatus.Details != nil && se.ErrStatus.Details.Name != "" {
+		r.Name = se.ErrStatus.Details.Name
+	}
 	fs, ferr := Files()
 	if ferr != nil {
 		return err

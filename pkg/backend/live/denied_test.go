@@ -25,12 +25,14 @@ func refuse(a k8stesting.Action) (bool, runtime.Object, error) {
 	if a.GetSubresource() != "" {
 		res += "/" + a.GetSubresource()
 	}
-	ns := a.GetNamespace()
-	if n, ok := a.(interface{ GetName() string }); ok && res == "namespaces" {
-		ns = n.GetName() // as the API server's authorizer names a Namespace object
+	q := rbac.Request{Verb: a.GetVerb(), Group: a.GetResource().Group, Resource: res, Namespace: a.GetNamespace()}
+	if n, ok := a.(interface{ GetName() string }); ok {
+		q.Name = n.GetName()
+		if res == "namespaces" {
+			q.Namespace = q.Name // as the API server's authorizer names a Namespace object
+		}
 	}
-	return true, nil, rbac.APIServerRefusal("system:serviceaccount:egressconf:egressconf",
-		rbac.Request{Verb: a.GetVerb(), Group: a.GetResource().Group, Resource: res, Namespace: ns})
+	return true, nil, rbac.APIServerRefusal("system:serviceaccount:egressconf:egressconf", q)
 }
 
 func wantDenied(t *testing.T, err error, want string) {
