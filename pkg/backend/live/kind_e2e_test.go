@@ -36,6 +36,7 @@ package live_test
 //	                          --load-command are checked there
 //	EGRESSCONF_LOCALCLUSTER_LOAD        its image load command (load-images.sh)
 //	EGRESSCONF_KEEP_CLUSTER=1 do not delete the cluster at the end
+//	EGRESSCONF_RBAC_CATALOG=1 localcluster-rbac runs the whole catalog, not G1 (about 15 minutes)
 
 import (
 	"bufio"
