@@ -9,7 +9,8 @@
 # and the cluster's deletion. Needs root (the shared tools do).
 #
 # With LOCALCLUSTER=1 (default) it also starts ../shared/tools/localcluster and checks
-# --backend existing --install-istio --load-command there (stopped again at the end).
+# --backend existing --install-istio --load-command there, then G1 as a ServiceAccount bound to
+# exactly deploy/rbac (localcluster-rbac; stopped again at the end).
 # Usage: scripts/ci-live.sh            (from the repository; SHARED defaults to ../shared)
 # Output: reports/e2e-*/ and reports/e2e-*.log; the test prints the wall time of each run.
 set -euo pipefail

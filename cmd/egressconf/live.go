@@ -269,7 +269,9 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	if err := phase("leak-check baseline", func() (err error) { b, err = live.New(ctx, opts); return err }); err != nil {
 		return nil, finish, err
 	}
-	undo = append(undo, func(ctx context.Context) error { return b.Close(ctx) })
+	// Close this backend, not the result b: a failure below returns nil for it before finish runs.
+	lb := b
+	undo = append(undo, func(ctx context.Context) error { return lb.Close(ctx) })
 	// existing: an Istio this run installed is uninstalled before the leak check.
 	if install && f.backendName == "existing" {
 		var res *istioinstall.Result

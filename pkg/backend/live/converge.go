@@ -84,7 +84,8 @@ type syncStatus struct {
 //
 // The runner bounds it with Timeouts.Converge. Proxies without Envoy are not waited for: their
 // checks are skipped.
-func (b *Backend) Converge(ctx context.Context) error {
+func (b *Backend) Converge(ctx context.Context) (err error) {
+	defer explain(&err)
 	sc := b.sc
 	if sc == nil || sc.skip != "" || (sc.pending.empty() && b.xds == nil) {
 		return nil

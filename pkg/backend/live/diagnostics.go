@@ -24,7 +24,8 @@ const diagLogLines = 2000
 // namespaces, istiod's log, sync status and mesh config, the egress gateways' logs, each involved
 // sidecar's log, and the config dump of every involved proxy that runs Envoy (through
 // pilot-agent). It keeps going past a failed part and reports them together.
-func (b *Backend) Diagnostics(ctx context.Context, dir string) error {
+func (b *Backend) Diagnostics(ctx context.Context, dir string) (err error) {
+	defer explain(&err)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -140,7 +140,8 @@ func hasContainer(p *corev1.Pod, name string) bool {
 // Probe implements backend.Backend: curl in the workload's app container, with the arguments of
 // probe.Args, parsed by probe.ParseOutput. Anything that keeps curl from running as built is an
 // error.
-func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+func (b *Backend) Probe(ctx context.Context, from catalog.Workload, req *probe.Request) (_ outcome.Observed, err error) {
+	defer explain(&err)
 	if from.Gateway {
 		return outcome.Observed{}, fmt.Errorf("%s is a gateway: probes run from workloads", from.Ref())
 	}

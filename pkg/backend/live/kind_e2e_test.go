@@ -18,6 +18,9 @@ package live_test
 //	                  cluster (not kind): Helm install, image loading by command, uninstall, leak check;
 //	                  scoped DNS: during the run a bystander pod does not resolve the catalog's hosts
 //	                  to the stand-in, the run's pods do, CoreDNS's Corefile never changes
+//	localcluster-rbac  G1 with --backend existing on the local cluster as a ServiceAccount bound to
+//	                  exactly deploy/rbac (Istio installed by the admin first); every request
+//	                  checked against the role files; without pods/exec the run fails naming it
 //	existing-keep     --keep leaves the objects, the CoreDNS override and the mesh config in place
 //	delete            the cluster deleted through the kind library
 //	kind-create-delete  egressconf run --backend kind without --keep-cluster deletes the cluster it created
@@ -39,6 +42,7 @@ package live_test
 //	                          --load-command are checked there
 //	EGRESSCONF_LOCALCLUSTER_LOAD        its image load command (load-images.sh)
 //	EGRESSCONF_KEEP_CLUSTER=1 do not delete the cluster at the end
+//	EGRESSCONF_RBAC_CATALOG=1 localcluster-rbac runs the whole catalog, not G1 (about 15 minutes)
 
 import (
 	"bufio"
@@ -124,6 +128,7 @@ func TestKindE2E(t *testing.T) {
 	t.Run("existing-missing-gateway", e.missingGateway)
 	t.Run("sigint", e.sigint)
 	t.Run("localcluster-install-istio", e.localcluster)
+	t.Run("localcluster-rbac", e.localclusterRBAC)
 	t.Run("existing-keep", e.keep)
 	t.Run("delete", func(t *testing.T) {
 		if env("EGRESSCONF_KEEP_CLUSTER", "") == "1" {

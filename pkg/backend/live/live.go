@@ -153,7 +153,8 @@ type cleanup struct {
 
 // New connects to the cluster and records the baseline the leak check compares with (namespaces,
 // labelled objects, CoreDNS's Corefile, istiod's mesh config). It changes nothing.
-func New(ctx context.Context, o Options) (*Backend, error) {
+func New(ctx context.Context, o Options) (_ *Backend, err error) {
+	defer explain(&err)
 	if o.Config == nil {
 		return nil, errors.New("live: no cluster configuration")
 	}
@@ -246,7 +247,8 @@ func (b *Backend) Info() backend.Info {
 // hermetic mode) builds and loads the stand-in image, deploys the stand-in, points CoreDNS at it
 // and waits until a pod resolves the external hosts to it. Each phase prints one line with its
 // duration. Call Close afterwards, also when Prepare fails.
-func (b *Backend) Prepare(ctx context.Context) error {
+func (b *Backend) Prepare(ctx context.Context) (err error) {
+	defer explain(&err)
 	if err := b.phase("detect Istio and egress gateways", func() error { return b.detect(ctx) }); err != nil {
 		return err
 	}
@@ -276,7 +278,8 @@ func (b *Backend) AddCleanup(name string, f func(context.Context) error) {
 // stand-in, the CoreDNS override, the CA secrets, the mesh config, then the registered cleanups;
 // then it runs the leak check. With Keep it leaves everything and skips the leak check. It is
 // safe to call more than once and after a failed Prepare.
-func (b *Backend) Close(ctx context.Context) error {
+func (b *Backend) Close(ctx context.Context) (err error) {
+	defer explain(&err)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -395,7 +398,10 @@ func PhaseEvery(w io.Writer, name string, interval time.Duration, f func() error
 	return nil
 }
 
-func (b *Backend) phase(name string, f func() error) error { return Phase(b.o.Progress, name, f) }
+// phase is Phase on the run's progress, its failure line saying which permission was denied.
+func (b *Backend) phase(name string, f func() error) error {
+	return Phase(b.o.Progress, name, func() (err error) { defer explain(&err); return f() })
+}
 
 // Plan says which scenarios of c can run here and why the others cannot: a missing egress gateway
 // skips a scenario; a gateway without Envoy makes its log checks unobservable.

@@ -20,7 +20,8 @@ import (
 
 // AccessLog implements backend.Backend: the access-log entries the workload's proxy (its sidecar,
 // or every pod of a gateway) wrote to stdout since the given time, read from the pods' logs.
-func (b *Backend) AccessLog(ctx context.Context, w catalog.Workload, since time.Time) ([]outcome.LogEntry, error) {
+func (b *Backend) AccessLog(ctx context.Context, w catalog.Workload, since time.Time) (_ []outcome.LogEntry, err error) {
+	defer explain(&err)
 	if b.predictOnly() {
 		return b.xdsAccessLog(w, since), nil
 	}
@@ -122,7 +123,8 @@ func (b *Backend) gatewayPods(ctx context.Context, g *gatewayState) ([]*corev1.P
 
 // PodLog returns the container's log lines written at or after since. The kubelet's timestamps
 // (RFC 3339, nanoseconds) decide, so lines written in the second before since are left out too.
-func (b *Backend) PodLog(ctx context.Context, ns, pod, container string, since time.Time) ([]string, error) {
+func (b *Backend) PodLog(ctx context.Context, ns, pod, container string, since time.Time) (_ []string, err error) {
+	defer explain(&err)
 	opts := &corev1.PodLogOptions{Container: container, Timestamps: true}
 	if !since.IsZero() {
 		opts.SinceTime = &metav1.Time{Time: since.Add(-time.Second)}

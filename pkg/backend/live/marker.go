@@ -113,7 +113,8 @@ func sidecarHops(entries []outcome.LogEntry) map[string]string {
 // Intercepted implements runner.InterceptionChecker: every probe must have an entry in the access
 // log of the probing workload's sidecar, proof that the request went through its Envoy (the
 // sidecar captured it) rather than straight out of the pod.
-func (b *Backend) Intercepted(ctx context.Context, from catalog.Workload, markers []string) error {
+func (b *Backend) Intercepted(ctx context.Context, from catalog.Workload, markers []string) (err error) {
+	defer explain(&err)
 	if b.predictOnly() || !from.HasSidecar() || len(markers) == 0 {
 		return nil
 	}
@@ -128,7 +129,7 @@ func (b *Backend) Intercepted(ctx context.Context, from catalog.Workload, marker
 		}
 	}
 	var missing map[string]bool
-	err := b.poll(ctx, b.o.Timeouts.AccessLog, func(ctx context.Context) (bool, error) {
+	err = b.poll(ctx, b.o.Timeouts.AccessLog, func(ctx context.Context) (bool, error) {
 		entries, err := b.AccessLog(ctx, from, first)
 		if err != nil {
 			return false, err

@@ -37,7 +37,8 @@ const (
 // SetMeshPolicy implements backend.Backend: outboundTrafficPolicy.mode in istiod's mesh config.
 // The first change of the run records the original config (also as an annotation); restoreMesh
 // puts it back byte for byte. Another run's unrestored change is refused.
-func (b *Backend) SetMeshPolicy(ctx context.Context, mode string) error {
+func (b *Backend) SetMeshPolicy(ctx context.Context, mode string) (err error) {
+	defer explain(&err)
 	if mode == "" {
 		return nil
 	}
@@ -48,7 +49,7 @@ func (b *Backend) SetMeshPolicy(ctx context.Context, mode string) error {
 		return nil
 	}
 	changed := false
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		changed = false
 		cm, err := b.cs.CoreV1().ConfigMaps(IstioNamespace).Get(ctx, MeshConfigMap, metav1.GetOptions{})
 		if err != nil {

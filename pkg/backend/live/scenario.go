@@ -85,7 +85,8 @@ func (sc *scenarioState) untrack(r objRef) {
 // Setup implements backend.Backend: namespaces (created, or relabelled for injection and restored
 // later), the CA bundle for curl, the starting mesh policy, the non-deferred workloads, and
 // convergence.
-func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) error {
+func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) (err error) {
+	defer explain(&err)
 	if b.sc != nil {
 		return fmt.Errorf("scenario %s is still set up: tear it down first", b.sc.s.Metadata.Group)
 	}
@@ -220,7 +221,8 @@ func (b *Backend) restoreInjection(ctx context.Context, sc *scenarioState) error
 }
 
 // Apply implements backend.Backend.
-func (b *Backend) Apply(ctx context.Context, m backend.Manifest) error {
+func (b *Backend) Apply(ctx context.Context, m backend.Manifest) (err error) {
+	defer explain(&err)
 	sc := b.sc
 	if sc == nil {
 		return errors.New("no scenario is set up")
@@ -253,7 +255,8 @@ func (b *Backend) Apply(ctx context.Context, m backend.Manifest) error {
 // Delete implements backend.Backend: the manifest's objects, in reverse order, as `kubectl delete
 // -f` (whichever file last applied them). An object already gone is an error only when the file
 // is not applied (never, or deleted already): validate refuses that too.
-func (b *Backend) Delete(ctx context.Context, m backend.Manifest) error {
+func (b *Backend) Delete(ctx context.Context, m backend.Manifest) (err error) {
+	defer explain(&err)
 	sc := b.sc
 	if sc == nil {
 		return errors.New("no scenario is set up")
@@ -297,7 +300,8 @@ func (b *Backend) Delete(ctx context.Context, m backend.Manifest) error {
 }
 
 // Deploy implements backend.Backend.
-func (b *Backend) Deploy(ctx context.Context, w catalog.Workload) error {
+func (b *Backend) Deploy(ctx context.Context, w catalog.Workload) (err error) {
+	defer explain(&err)
 	if b.sc == nil {
 		return errors.New("no scenario is set up")
 	}
@@ -388,7 +392,8 @@ func (b *Backend) podTrouble(ctx context.Context, w catalog.Workload) string {
 
 // Remove implements backend.Backend: the workload's objects in reverse order, waiting for its pods
 // to be gone.
-func (b *Backend) Remove(ctx context.Context, w catalog.Workload) error {
+func (b *Backend) Remove(ctx context.Context, w catalog.Workload) (err error) {
+	defer explain(&err)
 	sc := b.sc
 	if sc == nil {
 		return errors.New("no scenario is set up")
@@ -470,7 +475,8 @@ func (b *Backend) Unobservable(w catalog.Workload) string {
 
 // Teardown implements backend.Backend: everything the scenario created, in reverse order, its
 // pods gone, namespace labels and mesh config restored. With Keep it leaves everything.
-func (b *Backend) Teardown(ctx context.Context, s *catalog.Scenario) error {
+func (b *Backend) Teardown(ctx context.Context, s *catalog.Scenario) (err error) {
+	defer explain(&err)
 	sc := b.sc
 	if sc == nil {
 		return nil
