@@ -97,6 +97,7 @@ with --backend sim.`,
 }
 
 func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
+	began := time.Now()
 	impl, timeouts, lf := f.impl, f.timeouts, f.live
 	impl.Contact = f.contact
 	if err := timeouts.Validate(); err != nil {
@@ -197,6 +198,7 @@ func runRun(fs *pflag.FlagSet, f *runFlags) (retErr error) {
 		Measure: func(run *report.Run) {
 			if run.Timing != nil {
 				run.Timing.Phases = phases.Phases()
+				run.Timing.Wall = time.Since(began)
 			}
 			run.Measurements = append(run.Measurements, report.Measurement{Name: "peak memory (RSS) of egressconf", Value: fmt.Sprintf("%.0f MiB", float64(procstat.PeakRSS())/(1<<20))})
 		},

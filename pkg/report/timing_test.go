@@ -45,11 +45,11 @@ func TestMedianApplyToConverged(t *testing.T) {
 // summed, a row one run lacks shown as "-".
 func TestWriteTimingsSideBySide(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
-	fresh := &Run{ID: "fresh", Started: t0, Finished: t0.Add(14 * time.Minute), Timing: &Timing{
+	fresh := &Run{ID: "fresh", Started: t0, Finished: t0.Add(14 * time.Minute), Timing: &Timing{Wall: 15 * time.Minute,
 		Phases: []PhaseTime{{Name: "kind cluster x", Duration: 16 * time.Second}, {Name: "image load a.tar", Duration: 2 * time.Second}, {Name: "image load b.tar", Duration: 3 * time.Second}},
 		Groups: []GroupTiming{{Group: "G1", Wall: 40 * time.Second, Converge: 20 * time.Second, Holds: 7 * time.Second}, {Group: "G2", Wall: 30 * time.Second, Converge: 5 * time.Second}},
 	}}
-	reused := &Run{ID: "reused", Started: t0, Finished: t0.Add(12 * time.Minute), Timing: &Timing{
+	reused := &Run{ID: "reused", Started: t0, Finished: t0.Add(12 * time.Minute), Timing: &Timing{Wall: 12*time.Minute + 30*time.Second,
 		Phases: []PhaseTime{{Name: "kind cluster x", Duration: 1 * time.Second}},
 		Groups: []GroupTiming{{Group: "G1", Wall: 35 * time.Second}},
 	}}
@@ -58,7 +58,8 @@ func TestWriteTimingsSideBySide(t *testing.T) {
 	out := sb.String()
 	for _, re := range []string{
 		`(?m)^\s+fresh\s+reused$`,
-		`(?m)^wall time \(start to report\)\s+14m0s\s+12m0s$`,
+		`(?m)^wall time \(start to report\)\s+15m0s\s+12m30s$`,
+		`(?m)^  suite \(groups, reports\)\s+14m0s\s+12m0s$`,
 		`(?m)^  cluster create\s+16s\s+1s$`,
 		`(?m)^  image build and load\s+5s\s+-$`,
 		`(?m)^    convergence\s+25s\s+0s$`,
