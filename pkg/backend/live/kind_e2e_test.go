@@ -21,6 +21,7 @@ package live_test
 //	localcluster-rbac  G1 with --backend existing on the local cluster as a ServiceAccount bound to
 //	                  exactly deploy/rbac (Istio installed by the admin first); every request
 //	                  checked against the role files; without pods/exec the run fails naming it
+//	existing-rbac     the same on the kept kind cluster (its Istio is the kind run's)
 //	existing-keep     --keep leaves the objects, the CoreDNS override and the mesh config in place
 //	delete            the cluster deleted through the kind library
 //	kind-create-delete  egressconf run --backend kind without --keep-cluster deletes the cluster it created
@@ -129,6 +130,7 @@ func TestKindE2E(t *testing.T) {
 	t.Run("sigint", e.sigint)
 	t.Run("localcluster-install-istio", e.localcluster)
 	t.Run("localcluster-rbac", e.localclusterRBAC)
+	t.Run("existing-rbac", e.existingRBAC)
 	t.Run("existing-keep", e.keep)
 	t.Run("delete", func(t *testing.T) {
 		if env("EGRESSCONF_KEEP_CLUSTER", "") == "1" {
@@ -852,8 +854,11 @@ func (e *e2e) keep(t *testing.T) {
 // kindCreateDelete runs a group on a new kind cluster without --keep-cluster: the run deletes it.
 func (e *e2e) kindCreateDelete(t *testing.T) {
 	name := e.cluster + "-2"
-	args := []string{"run", "--backend", "kind", "--cluster-name", name, "--group", "G7",
-		"--reports", e.reports, "--run-id", "e2e-kind-create-delete"}
+	// Scoped DNS on kind (the cluster's default is the override): the run's own pods and the
+	// gateway it installs resolve through the stand-in; G9 originates TLS at that gateway, which
+	// resolves the host itself.
+	args := []string{"run", "--backend", "kind", "--cluster-name", name, "--group", "G7", "--group", "G9",
+		"--cluster-dns", "scoped", "--reports", e.reports, "--run-id", "e2e-kind-create-delete"}
 	if img := env("EGRESSCONF_NODE_IMAGE", "local/kind-node:v1.34.4"); img != "" {
 		args = append(args, "--node-image", img)
 	}
@@ -862,9 +867,24 @@ func (e *e2e) kindCreateDelete(t *testing.T) {
 	}
 	args = append(args, e.istioFlags()...)
 	out, code, d := e.run(t, "kind-create-delete", args...)
-	t.Logf("egressconf run --backend kind --group G7 (create, run, delete): exit %d in %s", code, d.Round(time.Second))
+	t.Logf("egressconf run --backend kind --group G7 --group G9 --cluster-dns scoped (create, run, delete): exit %d in %s", code, d.Round(time.Second))
 	if code != 0 {
 		t.Errorf("exit %d", code)
+	}
+	for _, want := range []string{"== scoped DNS: the run's pods resolve through the stand-in", "cluster DNS: --cluster-dns scoped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "== cluster DNS override") {
+		t.Error("a --cluster-dns scoped run changed CoreDNS")
+	}
+	if code == 0 {
+		run := readResults(t, filepath.Join(e.reports, "e2e-kind-create-delete"))
+		e.checkResults(t, run, catalogIDs(t, "G7", "G9"), false)
+		if !strings.HasPrefix(run.Backend.ClusterDNS, "--cluster-dns scoped") || !strings.Contains(run.Backend.ClusterDNS, "istio-egressgateway") {
+			t.Errorf("results.json records cluster DNS %q, want the scoped plan naming the gateway it installed", run.Backend.ClusterDNS)
+		}
 	}
 	if !strings.Contains(out, "== kind cluster "+name+" delete") {
 		t.Error("output does not show the cluster's deletion")

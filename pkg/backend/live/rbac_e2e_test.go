@@ -31,6 +31,7 @@ import (
 	"github.com/egressconf/egressconf/deploy/rbac"
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
+	"github.com/egressconf/egressconf/pkg/standin"
 )
 
 // rbacSA is the ServiceAccount the files of deploy/rbac bind.
@@ -83,6 +84,34 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 	}
 	t.Logf("Istio installed by the admin in %s", time.Since(start).Round(time.Second))
 
+	groups := []string{"G1"}
+	if os.Getenv("EGRESSCONF_RBAC_CATALOG") == "1" {
+		// The whole catalog as the ServiceAccount (about 15 minutes), to see the role set hold
+		// for every group; the grants it leaves unused are logged, not checked.
+		groups = nil
+	}
+	lc.rbacCheck(t, "localcluster-rbac", admin, groups, groups == nil,
+		"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"), "--istio-profile", "upstream-envoy")
+}
+
+// existingRBAC is the same check on the kept kind cluster (Istio installed by the kind run, the
+// stand-in image already on its node, an enforcing NetworkPolicy CNI): G1 as the ServiceAccount,
+// then without pods/exec. Grants G1 leaves unused here are logged, not checked (the unused list
+// is the local cluster's, which has no enforcer).
+func (e *e2e) existingRBAC(t *testing.T) {
+	if e.cs == nil {
+		t.Skip("no kind cluster")
+	}
+	e.rbacCheck(t, "existing-rbac", e.cfg, []string{"G1"}, true, "--standin-image", standin.DefaultImage)
+}
+
+// rbacCheck binds deploy/rbac to the ServiceAccount, runs the groups with --backend existing as it
+// through a recording proxy (every request allowed must be granted by the files; unless logUnused,
+// every grant must be used or be listed as not exercised), then, for a group run, the same
+// run with pods/exec removed, which must fail naming it. e's clients are the admin's.
+func (e *e2e) rbacCheck(t *testing.T, name string, admin *rest.Config, groups []string, logUnused bool, extra ...string) {
+	ctx := context.Background()
+	cs := e.cs
 	files, err := rbac.Files()
 	if err != nil {
 		t.Fatal(err)
@@ -94,19 +123,13 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 	saKC := filepath.Join(t.TempDir(), "sa.kubeconfig")
 	writeKubeconfig(t, saKC, proxy.url)
 
-	// EGRESSCONF_RBAC_CATALOG=1: the whole catalog as the ServiceAccount (about 15 minutes), to
-	// see the role set hold for every group; the grants it leaves unused are logged, not checked.
-	groups := []string{"G1"}
-	if os.Getenv("EGRESSCONF_RBAC_CATALOG") == "1" {
-		groups = nil
-	}
 	args := func(runID string) []string {
 		a := []string{"run", "--backend", "existing", "--kubeconfig", saKC,
-			"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"),
 			// Istio (its gateways) was installed by the admin, not by this run, so scoped DNS
 			// cannot cover the gateways: the run needs --cluster-dns override, which is what the
 			// optional egressconf-coredns.yaml grants (--restart-coredns is its only pod deletion).
-			"--cluster-dns", "override", "--restart-coredns", "--reports", e.reports, "--run-id", runID, "--istio-profile", "upstream-envoy"}
+			"--cluster-dns", "override", "--restart-coredns", "--reports", e.reports, "--run-id", runID}
+		a = append(a, extra...)
 		for _, g := range groups {
 			a = append(a, "--group", g)
 		}
@@ -119,7 +142,7 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 		return a
 	}
 
-	out, code, d := e.run(t, "localcluster-rbac", args("e2e-localcluster-rbac")...)
+	out, code, d := e.run(t, name, args("e2e-"+name)...)
 	t.Logf("egressconf run --backend existing (groups %v, none: the whole catalog) as ServiceAccount %s/%s bound to deploy/rbac: exit %d in %s", groups, rbacSA, rbacSA, code, d.Round(time.Second))
 	if code != 0 {
 		t.Errorf("exit %d", code)
@@ -128,10 +151,10 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 		t.Error("a permission was denied, or the leak check did not pass")
 	}
 	if code == 0 {
-		lc.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-localcluster-rbac")), catalogIDs(t, groups...), false)
+		e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-"+name)), catalogIDs(t, groups...), false)
 	}
-	lc.checkNothingLeft(t, "e2e-localcluster-rbac")
-	proxy.check(t, files, groups == nil)
+	e.checkNothingLeft(t, "e2e-"+name)
+	proxy.check(t, files, logUnused)
 	if groups == nil {
 		return
 	}
@@ -149,7 +172,7 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 	if _, err := cs.RbacV1().ClusterRoles().Update(ctx, cr, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	out, code, d = e.run(t, "localcluster-rbac-denied", args("e2e-localcluster-rbac-denied")...)
+	out, code, d = e.run(t, name+"-denied", args("e2e-"+name+"-denied")...)
 	t.Logf("the same run without pods/exec: exit %d in %s", code, d.Round(time.Second))
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
@@ -162,7 +185,7 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 	} else {
 		t.Logf("the run said: %s", m)
 	}
-	lc.checkNothingLeft(t, "e2e-localcluster-rbac-denied")
+	e.checkNothingLeft(t, "e2e-"+name+"-denied")
 }
 
 // checkNothingLeft asserts, with the admin's credentials (the role set cannot list Secrets), that
