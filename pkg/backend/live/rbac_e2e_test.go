@@ -90,7 +90,7 @@ func (e *e2e) localclusterRBAC(t *testing.T) {
 		// for every group; the grants it leaves unused are logged, not checked.
 		groups = nil
 	}
-	lc.rbacCheck(t, "localcluster-rbac", admin, groups, groups == nil,
+	lc.rbacCheck(t, "localcluster-rbac", admin, groups, groups == nil, false,
 		"--load-command", env("EGRESSCONF_LOCALCLUSTER_LOAD", "load-images.sh"), "--istio-profile", "upstream-envoy")
 }
 
@@ -102,14 +102,15 @@ func (e *e2e) existingRBAC(t *testing.T) {
 	if e.cs == nil {
 		t.Skip("no kind cluster")
 	}
-	e.rbacCheck(t, "existing-rbac", e.cfg, []string{"G1"}, true, "--standin-image", standin.DefaultImage)
+	e.rbacCheck(t, "existing-rbac", e.cfg, []string{"G1"}, true, true, "--standin-image", standin.DefaultImage)
 }
 
 // rbacCheck binds deploy/rbac to the ServiceAccount, runs the groups with --backend existing as it
 // through a recording proxy (every request allowed must be granted by the files; unless logUnused,
 // every grant must be used or be listed as not exercised), then, for a group run, the same
-// run with pods/exec removed, which must fail naming it. e's clients are the admin's.
-func (e *e2e) rbacCheck(t *testing.T, name string, admin *rest.Config, groups []string, logUnused bool, extra ...string) {
+// run with pods/exec removed, which must fail naming it. e's clients are the admin's; enforced
+// says the cluster enforces NetworkPolicy (DENYNS-05/06 are then observed, not skipped).
+func (e *e2e) rbacCheck(t *testing.T, name string, admin *rest.Config, groups []string, logUnused, enforced bool, extra ...string) {
 	ctx := context.Background()
 	cs := e.cs
 	files, err := rbac.Files()
@@ -151,7 +152,7 @@ func (e *e2e) rbacCheck(t *testing.T, name string, admin *rest.Config, groups []
 		t.Error("a permission was denied, or the leak check did not pass")
 	}
 	if code == 0 {
-		e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-"+name)), catalogIDs(t, groups...), false)
+		e.checkResults(t, readResults(t, filepath.Join(e.reports, "e2e-"+name)), catalogIDs(t, groups...), enforced)
 	}
 	e.checkNothingLeft(t, "e2e-"+name)
 	proxy.check(t, files, logUnused)
