@@ -95,7 +95,8 @@ func ParseCurl(cmd string) (*Request, error) {
 			if !isToken(v) {
 				return fmt.Errorf("curl command %q: %s %q: the method must be an HTTP token (letters, digits, !#$%%&'*+-.^_`|~)", cmd, shown, v)
 			}
-			r.Method, r.explicitMethod = strings.ToUpper(v), true
+			// Kept as written: curl sends -X's method verbatim, and HTTP methods are case-sensitive.
+			r.Method, r.explicitMethod = v, true
 		case "--header":
 			// curl sends "Name: value", removes a header with "Name:" and sends an empty one with
 			// "Name;"; anything else it would not send as the document meant.
