@@ -27,6 +27,8 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/egressconf/egressconf/pkg/image"
 )
 
 // DefaultName is the cluster name when none is given.
@@ -190,7 +192,7 @@ func (c *Cluster) LoadImageArchive(ctx context.Context, path string) error {
 	// A reused cluster usually has the archive's images already: load only where a node lacks one
 	// of them at the archive's ID (what `kind load docker-image` checks too). An archive that
 	// cannot be read that way is loaded as it is.
-	imgs, _ := ArchiveImages(path)
+	imgs, _ := image.ArchiveImages(path)
 	for _, n := range nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -215,7 +217,7 @@ func (c *Cluster) LoadImageArchive(ctx context.Context, path string) error {
 }
 
 // nodeHas reports whether the node's containerd has every image at the archive's ID.
-func nodeHas(n nodes.Node, imgs []ArchiveImage) bool {
+func nodeHas(n nodes.Node, imgs []image.ArchiveImage) bool {
 	for _, img := range imgs {
 		id, err := nodeutils.ImageID(n, img.Ref)
 		if err != nil || id != img.ID {

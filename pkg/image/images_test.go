@@ -1,4 +1,4 @@
-package cluster
+package image
 
 import (
 	"archive/tar"
