@@ -1,7 +1,6 @@
 package runner_test
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -14,21 +13,6 @@ import (
 	"github.com/egressconf/egressconf/pkg/runner"
 )
 
-func runWith(t *testing.T, b *fakebackend.Backend, o runner.Options) map[string]report.Result {
-	t.Helper()
-	var out bytes.Buffer
-	o.Backend, o.Timeouts, o.Progress, o.ReportDir = b, fastTimeouts(), &out, t.TempDir()
-	r := runner.New(o)
-	if err := r.RunScenario(context.Background(), loadBasic(t)); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]report.Result{}
-	for _, res := range r.Results() {
-		got[res.ID] = res
-	}
-	return got
-}
-
 // TestStepChecksRunTogether: the probe checks of a step (T-POS-01 and T-NEG-01) are in flight at
 // the same time on a non-deterministic backend, and every verdict, including the log check that
 // reads its own request's entry, is what it is when they run one after another.
@@ -36,7 +20,7 @@ func TestStepChecksRunTogether(t *testing.T) {
 	for _, serial := range []bool{false, true} {
 		b := fakebackend.New(mesh)
 		b.ProbeDelay = 20 * time.Millisecond
-		got := runWith(t, b, runner.Options{SerialChecks: serial})
+		got, _ := runWith(t, b, runner.Options{SerialChecks: serial})
 		for id, v := range map[string]report.Verdict{"T-POS-01": report.Pass, "T-NEG-01": report.Pass, "T-LOG-01": report.Pass, "T-DEL-01": report.Pass} {
 			if got[id].Verdict != v {
 				t.Errorf("serial=%v: %s %s (%s), want %s", serial, id, got[id].Verdict, got[id].Message, v)

@@ -697,10 +697,7 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 	cr := report.CheckResult{Description: c.Description(), Expected: c.Log.Entry.String()}
 	start := time.Now()
 	defer func() { cr.Duration = time.Since(start); r.spent(0, 0, cr.Duration) }()
-	after := e.ID
-	if c.Log.After != "" {
-		after = c.Log.After
-	}
+	after := logOf(e, c)
 	since, ok := r.started[after]
 	if !ok {
 		cr.Verdict, cr.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its log cannot be read", after)
@@ -891,15 +888,20 @@ func (r *Runner) predictCheck(ctx context.Context, e *catalog.Expectation, c cat
 	return p
 }
 
+// logOf is the expectation whose requests a log check reads: After, by default its own.
+func logOf(e *catalog.Expectation, c catalog.Check) string {
+	if c.Log.After != "" {
+		return c.Log.After
+	}
+	return e.ID
+}
+
 // predictLog is logCheck on the predictions' own access-log entries: only entries carrying the
 // marker of a predicted request of the expectation named by After (default this one) count, and
 // that expectation's prediction must have passed. Predictions are deterministic: read once.
 func (r *Runner) predictLog(ctx context.Context, e *catalog.Expectation, c catalog.Check, p *report.Prediction) {
 	w, _ := r.scenario.Workload(c.Log.Workload)
-	after := e.ID
-	if c.Log.After != "" {
-		after = c.Log.After
-	}
+	after := logOf(e, c)
 	since, ok := r.started[after]
 	if !ok {
 		p.Verdict, p.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its predicted log cannot be read", after)

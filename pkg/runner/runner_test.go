@@ -53,9 +53,16 @@ func fastTimeouts() runner.Timeouts {
 
 func run(t *testing.T, b *fakebackend.Backend) (map[string]report.Result, string) {
 	t.Helper()
+	return runWith(t, b, runner.Options{})
+}
+
+// runWith runs the basic scenario on b with o (its backend, timeouts, progress and report
+// directory set here) and returns the results by ID and the progress printed.
+func runWith(t *testing.T, b *fakebackend.Backend, o runner.Options) (map[string]report.Result, string) {
+	t.Helper()
 	var out bytes.Buffer
-	dir := t.TempDir()
-	r := runner.New(runner.Options{Backend: b, Timeouts: fastTimeouts(), Progress: &out, ReportDir: dir})
+	o.Backend, o.Timeouts, o.Progress, o.ReportDir = b, fastTimeouts(), &out, t.TempDir()
+	r := runner.New(o)
 	if err := r.RunScenario(context.Background(), loadBasic(t)); err != nil {
 		t.Fatal(err)
 	}
