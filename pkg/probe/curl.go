@@ -336,28 +336,29 @@ func isToken(s string) bool {
 	return true
 }
 
-// splitArgs splits a command line with POSIX shell quoting ('...', "...", backslash).
+// splitArgs splits a command line with POSIX shell quoting ('...', "...", backslash). It works on
+// bytes and copies them as they are: a shell passes non-ASCII (even invalid UTF-8) through unchanged.
 func splitArgs(s string) ([]string, error) {
 	var args []string
 	var cur strings.Builder
-	inArg, quote := false, rune(0)
+	inArg, quote := false, byte(0)
 	for i := 0; i < len(s); i++ {
-		c := rune(s[i])
+		c := s[i]
 		switch {
 		case quote == '\'':
 			if c == '\'' {
 				quote = 0
 			} else {
-				cur.WriteRune(c)
+				cur.WriteByte(c)
 			}
 		case quote == '"':
 			if c == '"' {
 				quote = 0
-			} else if c == '\\' && i+1 < len(s) && strings.ContainsRune(`"\$`+"`", rune(s[i+1])) {
+			} else if c == '\\' && i+1 < len(s) && strings.IndexByte(`"\$`+"`", s[i+1]) >= 0 {
 				i++
 				cur.WriteByte(s[i])
 			} else {
-				cur.WriteRune(c)
+				cur.WriteByte(c)
 			}
 		case c == '\'' || c == '"':
 			quote, inArg = c, true
@@ -372,7 +373,7 @@ func splitArgs(s string) ([]string, error) {
 				inArg = false
 			}
 		default:
-			cur.WriteRune(c)
+			cur.WriteByte(c)
 			inArg = true
 		}
 	}
