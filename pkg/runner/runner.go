@@ -66,6 +66,9 @@ type Runner struct {
 	// check reads the entries of the requests of the expectation it names, and only if it passed.
 	probes   map[string][]string
 	verdicts map[string]report.Verdict
+	// unprobed and predUnprobed record, per expectation, why a probe check was skipped (out of
+	// model): a log check of its requests is then skipped for that reason, not an error.
+	unprobed, predUnprobed map[string]string
 	// pred is the backend's second oracle when it predicts besides observing (nil otherwise);
 	// predProbes and predVerdicts are probes and verdicts of its predictions, per expectation.
 	pred backend.Predictor
@@ -246,6 +249,7 @@ func (r *Runner) Begin(ctx context.Context, s *catalog.Scenario) {
 	r.verdicts = map[string]report.Verdict{}
 	r.predProbes = map[string][]string{}
 	r.predVerdicts = map[string]report.Verdict{}
+	r.unprobed, r.predUnprobed = map[string]string{}, map[string]string{}
 	r.requiring = map[string]string{}
 	start := time.Now()
 	r.groups = append(r.groups, report.GroupTiming{Group: s.Metadata.Group})
@@ -488,9 +492,15 @@ func (r *Runner) Check(ctx context.Context, st *catalog.Step, e *catalog.Expecta
 					cr.Prediction = r.predictCheck(ctx, e, c)
 				}
 				r.predProbes[e.ID] = append(r.predProbes[e.ID], cr.Prediction.Probes...)
+				if c.Log == nil && cr.Prediction.Verdict == report.Skip && (cr.Prediction.Observed == "out of model" || len(cr.Prediction.Probes) == 0) {
+					r.predUnprobed[e.ID] = cr.Prediction.Message
+				}
 			}
 			res.Checks = append(res.Checks, cr)
 			r.probes[e.ID] = append(r.probes[e.ID], cr.Probes...)
+			if c.Log == nil && cr.Verdict == report.Skip && (cr.Observed == "out of model" || len(cr.Probes) == 0) {
+				r.unprobed[e.ID] = cr.Message
+			}
 			observed = append(observed, cr.Observed)
 			if cr.Verdict != report.Pass && (res.Verdict == report.Pass || (res.Verdict == report.Skip && cr.Verdict != report.Skip)) {
 				res.Verdict = cr.Verdict
@@ -703,6 +713,11 @@ func (r *Runner) logCheck(ctx context.Context, e *catalog.Expectation, c catalog
 		cr.Verdict, cr.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its log cannot be read", after)
 		return cr
 	}
+	if why, skipped := r.unprobed[after]; skipped {
+		cr.Verdict, cr.Observed = report.Skip, "log not read"
+		cr.Message = fmt.Sprintf("reads the log of the requests of %s, which were not made: %s", after, why)
+		return cr
+	}
 	if v, done := r.verdicts[after]; done && v != report.Pass {
 		cr.Verdict, cr.Observed = report.Error, "log not read"
 		cr.Message = fmt.Sprintf("reads the log of the requests of %s, which did not pass (%s)", after, v)
@@ -905,6 +920,11 @@ func (r *Runner) predictLog(ctx context.Context, e *catalog.Expectation, c catal
 	since, ok := r.started[after]
 	if !ok {
 		p.Verdict, p.Message = report.Error, fmt.Sprintf("expectation %s has not run, so its predicted log cannot be read", after)
+		return
+	}
+	if why, skipped := r.predUnprobed[after]; skipped {
+		p.Verdict, p.Observed = report.Skip, "log not read"
+		p.Message = fmt.Sprintf("reads the predicted log of the requests of %s, which were not predicted: %s", after, why)
 		return
 	}
 	if v, done := r.predVerdicts[after]; done && v != report.Pass {

@@ -335,6 +335,21 @@ func TestLogCheckAfterFailedExpectationIsError(t *testing.T) {
 	}
 }
 
+// A log check of requests that were never made (the probe was out of model) is skipped with that
+// reason: neither a pass nor an error of the log.
+func TestLogCheckOfAnUnmadeRequestIsSkipped(t *testing.T) {
+	b := fakebackend.New(func(b *fakebackend.Backend, from catalog.Workload, req *probe.Request) (outcome.Observed, error) {
+		return outcome.Observed{}, &outcome.OutOfModelError{Need: "mutual TLS to an external host"}
+	})
+	got := runLogAfter(t, b)
+	if r := got["T-BLK-01"]; r.Verdict != report.Skip {
+		t.Fatalf("T-BLK-01: %s %q, want skip", r.Verdict, r.Message)
+	}
+	if r := got["T-BLK-02"]; r.Verdict != report.Skip || !strings.Contains(r.Message, "were not made: out of model: mutual TLS to an external host") {
+		t.Errorf("T-BLK-02 after an unmade T-BLK-01: %s %q, want skip naming the reason", r.Verdict, r.Message)
+	}
+}
+
 // TestElapsedOnAPredictionIsSkipped: an elapsed-time expectation on an observation without a
 // duration (a prediction) is skipped as out of model; on a measured one it passes or fails.
 func TestElapsedOnAPredictionIsSkipped(t *testing.T) {
