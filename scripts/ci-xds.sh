@@ -38,3 +38,19 @@ grep -q "e2e-kind-catalog\[predicted-live-control-plane\]: predicted-live-contro
 
 step "differential of the three oracles: $REPORTS/differential.html"
 bin/egressconf compare --html "$REPORTS/differential.html" "$REPORTS/ci-sim" "$DUAL"
+
+# The feature corpus (suites/corpus, issue #12): its kind run (TestKindE2E kind-corpus, --probe
+# curl,xds) is the check; offline, the model must agree with each ID or say it is out of model.
+CORPUS_DUAL="$REPORTS/e2e-kind-corpus"
+if [ ! -f "$CORPUS_DUAL/results.json" ]; then
+  echo "ci-xds.sh: $CORPUS_DUAL/results.json not found: run scripts/ci-live.sh first (its kind-corpus run)" >&2
+  exit 1
+fi
+step "offline backend: the feature corpus (--catalog suites/corpus)"
+if ! bin/egressconf run --backend sim --istio-profile upstream-envoy --catalog suites/corpus --reports "$REPORTS" --run-id ci-sim-corpus > "$REPORTS/ci-sim-corpus.log"; then
+  tail -40 "$REPORTS/ci-sim-corpus.log"; echo "ci-xds.sh: the offline backend failed a corpus ID (a model bug)" >&2; exit 1
+fi
+grep -E "passed, .* skipped" "$REPORTS/ci-sim-corpus.log"
+step "corpus: offline prediction, the live istiod's prediction, upstream Envoy's observation per ID"
+bin/egressconf compare "$REPORTS/ci-sim-corpus" "$CORPUS_DUAL" | tee "$REPORTS/ci-compare-corpus.log"
+bin/egressconf compare --html "$REPORTS/differential-corpus.html" "$REPORTS/ci-sim-corpus" "$CORPUS_DUAL"

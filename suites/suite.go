@@ -23,6 +23,16 @@ func Builtin() (*catalog.Catalog, error) {
 	return catalog.LoadFS(catalogFS, "catalog")
 }
 
+//go:embed all:corpus
+var corpusFS embed.FS
+
+// Corpus loads the feature corpus (suites/corpus): egress cases beyond the seeds, one per field of
+// Istio's API that changes an egress outcome, under the feature-corpus profile. It is not part of
+// the seeds' conformance; it measures the Envoy model against a real Envoy.
+func Corpus() (*catalog.Catalog, error) {
+	return catalog.LoadFS(corpusFS, "corpus")
+}
+
 // Define registers the specs of every scenario of c on Ginkgo's suite; r executes them. Call it
 // before ginkgo.RunSpecs. When ctx ends (SIGINT, a cancelled run), the running expectation is
 // interrupted and every later one is not run; teardowns still run.

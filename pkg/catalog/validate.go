@@ -10,7 +10,7 @@ import (
 )
 
 // Profiles are the conformance profiles a scenario may belong to.
-var Profiles = []string{"istio-native", "asm-egress-traffic-policy"}
+var Profiles = []string{"istio-native", "asm-egress-traffic-policy", "feature-corpus"}
 
 // MeshPolicies are the outbound traffic policy modes.
 var MeshPolicies = []string{"ALLOW_ANY", "REGISTRY_ONLY"}

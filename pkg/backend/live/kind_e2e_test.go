@@ -122,6 +122,7 @@ func TestKindE2E(t *testing.T) {
 	if !ok && e.cs == nil {
 		t.Fatal("no cluster: the other checks cannot run")
 	}
+	t.Run("kind-corpus", e.kindCorpus)
 	t.Run("existing-dns-refusal", e.existingDNSRefusal)
 	t.Run("existing-G1", e.existingG1)
 	t.Run("existing-refusal", e.existingRefusal)
@@ -368,6 +369,66 @@ func (e *e2e) kindCatalog(t *testing.T) {
 	checkPredictions(t, run)
 	if run.Backend.IstioVersion == "" {
 		t.Error("no Istio version in the report")
+	}
+}
+
+// kindCorpus runs the feature corpus (suites/corpus) on the kept cluster through upstream Envoy,
+// with the live control plane's predictions beside each observation. Every ID must be observed
+// and pass: the corpus's expectations are Istio's documented behaviour, and Envoy is the check.
+// Each prediction must agree or say it is out of model; one that fails is a model bug.
+func (e *e2e) kindCorpus(t *testing.T) {
+	if e.cs == nil {
+		t.Skip("no kept cluster: kind-catalog did not create one")
+	}
+	corpus, err := filepath.Abs("../../../suites/corpus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--backend", "kind", "--cluster-name", e.cluster, "--keep-cluster",
+		"--catalog", corpus, "--reports", e.reports, "--run-id", "e2e-kind-corpus", "--probe", "curl,xds"}
+	args = append(args, e.istioFlags()...)
+	_, code, d := e.run(t, "kind-corpus", args...)
+	t.Logf("egressconf run --backend kind --catalog suites/corpus (reused cluster): exit %d, wall time %s", code, d.Round(time.Second))
+	run := readResults(t, filepath.Join(e.reports, "e2e-kind-corpus"))
+	c, err := suites.Corpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, s := range c.Scenarios {
+		for _, st := range s.Spec.Steps {
+			for _, x := range st.Expect {
+				want[x.ID] = true
+			}
+		}
+	}
+	agree, outOfModel := 0, 0
+	for _, r := range run.Results {
+		if !want[r.ID] {
+			t.Errorf("%s: not a corpus ID", r.ID)
+			continue
+		}
+		delete(want, r.ID)
+		if r.Oracle != "observed-live-data-plane" || r.Verdict != report.Pass {
+			t.Errorf("%s: %s %s %q: %s", r.ID, r.Oracle, r.Verdict, r.Observed, r.Message)
+		}
+		switch p := r.PredictionBy(backend.OracleLiveControlPlane); {
+		case p == nil:
+			t.Errorf("%s: no prediction of %s", r.ID, backend.OracleLiveControlPlane)
+		case p.Verdict == report.Pass:
+			agree++
+		case p.Verdict == report.Skip && strings.Contains(p.Message, "out of model"):
+			outOfModel++
+		default:
+			t.Errorf("%s: observed %s %q; the live control plane's prediction %s %q: %s", r.ID, r.Verdict, r.Observed, p.Verdict, p.Observed, p.Message)
+		}
+	}
+	for id := range want {
+		t.Errorf("%s: no result", id)
+	}
+	t.Logf("corpus: %d results; predictions from the live control plane: %d agree, %d out of model", len(run.Results), agree, outOfModel)
+	if code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
 
