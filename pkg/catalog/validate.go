@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Profiles are the conformance profiles a scenario may belong to.
@@ -31,6 +33,45 @@ type ValidateOptions struct {
 	// ExpandObject turns an object the mesh does not serve natively (ASMEgressTrafficPolicy) into the
 	// objects it stands for, so those are validated too; nil leaves objects as they are.
 	ExpandObject func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+}
+
+// Fixtures are the workload templates of fixtures/.
+var Fixtures = []string{"sleep", "nginx", "httpbin"}
+
+func fixtureChoice() string {
+	return strings.Join(Fixtures[:len(Fixtures)-1], ", ") + " or " + Fixtures[len(Fixtures)-1]
+}
+
+// ReservedLabels are the labels egressconf sets itself on namespaces and pods: the app label
+// (Service selectors, pod lookup), the ownership labels (cleanup, leak check) and Istio's
+// injection labels (the injection and sidecar fields). A scenario's labels may not set them.
+var ReservedLabels = []string{"app", "app.kubernetes.io/managed-by", "egressconf.io/run", "istio-injection", "sidecar.istio.io/inject", "security.istio.io/tlsMode"}
+
+// labelProblems checks extra labels: valid Kubernetes label keys and values, none reserved.
+// injectionHint says which field sets the injection labels instead.
+func labelProblems(labels map[string]string, injectionHint string) []string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		switch {
+		case k == "istio-injection" || k == "sidecar.istio.io/inject":
+			out = append(out, fmt.Sprintf("%s is reserved: %s", k, injectionHint))
+		case oneOf(k, ReservedLabels):
+			out = append(out, fmt.Sprintf("%s is reserved: egressconf sets it (reserved: %s)", k, strings.Join(ReservedLabels, ", ")))
+		default:
+			for _, e := range validation.IsQualifiedName(k) {
+				out = append(out, fmt.Sprintf("key %q: %s", k, e))
+			}
+			for _, e := range validation.IsValidLabelValue(labels[k]) {
+				out = append(out, fmt.Sprintf("%s: value %q: %s", k, labels[k], e))
+			}
+		}
+	}
+	return out
 }
 
 var idPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{2}$`)
@@ -81,29 +122,43 @@ func Validate(c *Catalog, o ValidateOptions) error {
 			}
 			drifts[d.ID] = true
 		}
-		namespaces := map[string]bool{}
-		for _, n := range s.Spec.Namespaces {
-			namespaces[n.Name] = true
+		namespaces := map[string]Namespace{}
+		for i, n := range s.Spec.Namespaces {
+			field := fmt.Sprintf("spec.namespaces[%d]", i)
+			if n.Name == "" {
+				add("%s: %s: %s.name: required", f, s.lineAt(field), field)
+			}
+			for _, msg := range labelProblems(n.Labels, "istio-injection is set by the injection field") {
+				add("%s: %s: %s.labels: %s", f, s.lineAt(field+".labels"), field, msg)
+			}
+			namespaces[n.Name] = n
 		}
 		workloads := map[string]Workload{}
 		for i, w := range s.Spec.Workloads {
 			field := fmt.Sprintf("spec.workloads[%d]", i)
+			at := func(sub string) string { return s.lineAt(field + sub) }
 			if w.Name == "" || w.Namespace == "" {
-				add("%s: %s: name and namespace are required", f, field)
+				add("%s: %s: %s: name and namespace are required", f, at(""), field)
 				continue
 			}
 			if _, dup := workloads[w.Ref()]; dup {
-				add("%s: %s: workload %s declared twice", f, field, w.Ref())
+				add("%s: %s: %s: workload %s declared twice", f, at(""), field, w.Ref())
 			}
+			ns, declared := namespaces[w.Namespace]
 			switch {
 			case w.Gateway:
 				if !oneOf(w.Name, s.Spec.Gateways) {
-					add("%s: %s: gateway workload %s is not in spec.gateways", f, field, w.Ref())
+					add("%s: %s: %s: gateway workload %s is not in spec.gateways", f, at(""), field, w.Ref())
 				}
-			case w.Fixture != "sleep" && w.Fixture != "nginx":
-				add("%s: %s.fixture: %q, want sleep or nginx", f, field, w.Fixture)
-			case !namespaces[w.Namespace]:
-				add("%s: %s: namespace %s is not declared in spec.namespaces", f, field, w.Namespace)
+			case !oneOf(w.Fixture, Fixtures):
+				add("%s: %s: %s.fixture: %q, want %s", f, at(".fixture"), field, w.Fixture, fixtureChoice())
+			case !declared:
+				add("%s: %s: %s.namespace: namespace %s is not declared in spec.namespaces", f, at(".namespace"), field, w.Namespace)
+			case !ns.Injected() && w.Sidecar != nil && *w.Sidecar:
+				add("%s: %s: %s.sidecar: true, but namespace %s has injection: false, where Istio injects no pod", f, at(".sidecar"), field, w.Namespace)
+			}
+			for _, msg := range labelProblems(w.Labels, "sidecar injection is set by the sidecar field") {
+				add("%s: %s: %s.labels: %s", f, at(".labels"), field, msg)
 			}
 			workloads[w.Ref()] = w
 		}
