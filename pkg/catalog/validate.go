@@ -272,6 +272,8 @@ func Validate(c *Catalog, o ValidateOptions) error {
 							add("%s: %s.from: probe from undeclared workload %s", f, cf, c.From)
 						case w.Gateway:
 							add("%s: %s.from: probes run from client workloads, not from gateway %s", f, cf, c.From)
+						case w.Fixture == "httpbin":
+							add("%s: %s.from: %s is an httpbin fixture, whose image has no curl: probe from a sleep or nginx workload", f, cf, c.From)
 						case !deployed[c.From]:
 							add("%s: %s.from: workload %s is not deployed at this step", f, cf, c.From)
 						}

@@ -107,6 +107,9 @@ func TestValidateWorkloads(t *testing.T) {
     - name: b
       namespace: elsewhere
       fixture: httpbin`, []string{`line 15: spec.workloads[1].namespace: namespace elsewhere is not declared`}},
+		{"probe from httpbin", `  namespaces: [{name: n}]
+  workloads:
+    - {name: sleep, namespace: n, fixture: httpbin}`, []string{`checks[0].from: sleep@n is an httpbin fixture, whose image has no curl`}},
 	} {
 		c, err := loadString(t, workloadScenario(tc.spec))
 		if err != nil {
