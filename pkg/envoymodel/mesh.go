@@ -151,6 +151,9 @@ func (h *hop) resolveService(req Request) (Destination, bool, error) {
 		if !clusterLocal(n) {
 			continue
 		}
+		if _, _, isGW, _ := h.world.Gateway(n, req.Port); isGW {
+			return Destination{}, false, OutOfModel("a request from a client without a sidecar to the gateway Service %s", n)
+		}
 		if !known {
 			if n == req.Host {
 				return Destination{}, false, OutOfModel("a request to the mesh Service %s: this world knows no workload behind it", n)
