@@ -102,23 +102,23 @@ func Validate(c *Catalog, o ValidateOptions) error {
 			seenGroup[s.Metadata.Group] = f
 		}
 		if !oneOf(s.Spec.Profile, Profiles) {
-			add("%s: spec.profile: %q, want one of %s", f, s.Spec.Profile, strings.Join(Profiles, ", "))
+			add("%s: %s: spec.profile: %q, want one of %s", f, s.lineAt("spec.profile"), s.Spec.Profile, strings.Join(Profiles, ", "))
 		}
 		if len(s.Spec.Sources) == 0 {
-			add("%s: spec.sources: at least one source document is required", f)
+			add("%s: %s: spec.sources: at least one source document is required", f, s.lineAt("spec.sources"))
 		}
 		if !oneOf(s.Spec.MeshPolicy, MeshPolicies) {
-			add("%s: spec.meshPolicy: %q, want one of %s", f, s.Spec.MeshPolicy, strings.Join(MeshPolicies, ", "))
+			add("%s: %s: spec.meshPolicy: %q, want one of %s", f, s.lineAt("spec.meshPolicy"), s.Spec.MeshPolicy, strings.Join(MeshPolicies, ", "))
 		}
 		for i, g := range s.Spec.Gateways {
 			if o.Gateways != nil && !oneOf(g, o.Gateways) {
-				add("%s: spec.gateways[%d]: unknown gateway %q; known: %s", f, i, g, strings.Join(o.Gateways, ", "))
+				add("%s: %s: spec.gateways[%d]: unknown gateway %q; known: %s", f, s.lineAt(fmt.Sprintf("spec.gateways[%d]", i)), i, g, strings.Join(o.Gateways, ", "))
 			}
 		}
 		drifts := map[string]bool{}
 		for i, d := range s.Spec.Drifts {
 			if d.ID == "" || len(d.Sides) < 2 || d.Verdict == "" {
-				add("%s: spec.drifts[%d]: id, two sides and a verdict are required", f, i)
+				add("%s: %s: spec.drifts[%d]: id, two sides and a verdict are required", f, s.lineAt(fmt.Sprintf("spec.drifts[%d]", i)), i)
 			}
 			drifts[d.ID] = true
 		}
@@ -172,38 +172,38 @@ func Validate(c *Catalog, o ValidateOptions) error {
 		for si, st := range s.Spec.Steps {
 			field := fmt.Sprintf("spec.steps[%d]", si)
 			if st.Name == "" {
-				add("%s: %s.name: required", f, field)
+				add("%s: %s: %s.name: required", f, s.lineAt(field), field)
 			}
 			if st.MeshPolicy != "" && !oneOf(st.MeshPolicy, MeshPolicies) {
-				add("%s: %s.meshPolicy: %q, want one of %s", f, field, st.MeshPolicy, strings.Join(MeshPolicies, ", "))
+				add("%s: %s: %s.meshPolicy: %q, want one of %s", f, s.lineAt(field+".meshPolicy"), field, st.MeshPolicy, strings.Join(MeshPolicies, ", "))
 			}
 			for i, r := range st.Delete {
 				if !applied[r.Key()] {
-					add("%s: %s.delete[%d]: %s was not applied by an earlier step", f, field, i, r.Key())
+					add("%s: %s: %s.delete[%d]: %s was not applied by an earlier step", f, s.lineAt(fmt.Sprintf("%s.delete[%d]", field, i)), field, i, r.Key())
 				}
 				delete(applied, r.Key())
 				delete(conditional, r.Key())
 			}
 			for i, ref := range st.Remove {
 				if _, ok := workloads[ref]; !ok {
-					add("%s: %s.remove[%d]: unknown workload %s", f, field, i, ref)
+					add("%s: %s: %s.remove[%d]: unknown workload %s", f, s.lineAt(fmt.Sprintf("%s.remove[%d]", field, i)), field, i, ref)
 				}
 				deployed[ref] = false
 			}
 			for i, ref := range st.Deploy {
 				if _, ok := workloads[ref]; !ok {
-					add("%s: %s.deploy[%d]: unknown workload %s", f, field, i, ref)
+					add("%s: %s: %s.deploy[%d]: unknown workload %s", f, s.lineAt(fmt.Sprintf("%s.deploy[%d]", field, i)), field, i, ref)
 				}
 				deployed[ref] = true
 			}
 			for i, r := range st.Apply {
 				rf := fmt.Sprintf("%s.apply[%d]", field, i)
 				if r.Requires != "" && !oneOf(r.Requires, Capabilities) {
-					add("%s: %s.requires: unknown capability %q", f, rf, r.Requires)
+					add("%s: %s: %s.requires: unknown capability %q", f, s.lineAt(rf+".requires"), rf, r.Requires)
 				}
 				objs, err := s.Objects(r)
 				if err != nil {
-					add("%s: %s: %v", f, rf, err)
+					add("%s: %s: %s: %v", f, s.lineAt(rf), rf, err)
 					continue
 				}
 				for _, obj := range objs {

@@ -150,3 +150,21 @@ func TestUninjectedNamespaceMeansNoSidecar(t *testing.T) {
 		t.Error("sleep@m in an injected namespace has no sidecar")
 	}
 }
+
+// TestValidateNamesLines: scenario- and step-level errors name the line of their field too.
+func TestValidateNamesLines(t *testing.T) {
+	y := workloadScenario(`  namespaces: [{name: n}]
+  workloads: [{name: sleep, namespace: n, fixture: sleep}]`)
+	y = strings.Replace(y, "meshPolicy: REGISTRY_ONLY", "meshPolicy: NONE", 1)
+	y = strings.Replace(y, "    - name: one\n", "    - name: one\n      remove: [ghost@n]\n", 1)
+	c, err := loadString(t, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Validate(c, ValidateOptions{})
+	for _, want := range []string{`line 8: spec.meshPolicy: "NONE"`, `line 13: spec.steps[0].remove[0]: unknown workload ghost@n`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+}
