@@ -24,15 +24,17 @@ func TestFixturesCatalog(t *testing.T) {
 	if err := catalog.Validate(c, catalog.ValidateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	b := sim.New()
-	got := runAll(t, b, c.Scenarios...)
-	ids := c.IDs()
-	if len(got) != len(ids) {
-		t.Fatalf("%d results for %d IDs", len(got), len(ids))
-	}
-	for _, id := range ids {
-		if res := got[id]; res.Verdict != report.Pass {
-			t.Errorf("%s: %s: %s", id, res.Verdict, res.Message)
+	// The same over ADS: the inbound configuration a proxy subscribes to must give the same answers.
+	for name, b := range map[string]*sim.Backend{"generated": sim.New(), "ads": sim.New(sim.WithADS())} {
+		got := runAll(t, b, c.Scenarios...)
+		ids := c.IDs()
+		if len(got) != len(ids) {
+			t.Fatalf("%s: %d results for %d IDs", name, len(got), len(ids))
+		}
+		for _, id := range ids {
+			if res := got[id]; res.Verdict != report.Pass {
+				t.Errorf("%s: %s: %s: %s", name, id, res.Verdict, res.Message)
+			}
 		}
 	}
 }
