@@ -6,6 +6,7 @@
 //	standin --generate-certs [--certs DIR]    # make a CA and leaves, print the CA (and write DIR)
 //	        [--hosts FILE] [--http-addr :80] [--https-addr :443]
 //	        [--dns-answer IP [--dns-addr :53] [--dns-upstream HOST:PORT]]  # the resolver (scoped DNS)
+//	standin --httpbin-addr :8080              # only the httpbin API, plain HTTP, any Host (the httpbin fixture)
 package main
 
 import (
@@ -16,10 +17,12 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/egressconf/egressconf/pkg/pki"
 	"github.com/egressconf/egressconf/pkg/standin"
@@ -50,11 +53,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dnsAnswer := fs.String("dns-answer", "", "serve DNS: answer A queries for the hosts with this IPv4 address (the stand-in Service's ClusterIP), forward the rest")
 	dnsAddr := fs.String("dns-addr", standin.DefaultDNSAddr, "DNS listen address, UDP and TCP (with --dns-answer)")
 	dnsUpstream := fs.String("dns-upstream", "", "where other DNS queries go, HOST:PORT; default: the first nameserver of /etc/resolv.conf")
+	httpbinAddr := fs.String("httpbin-addr", "", "serve only the httpbin API on this plain-HTTP address, for any Host (the in-mesh httpbin fixture); no hosts, certificates or DNS")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *httpbinAddr != "" {
+		return serveHTTPBin(ctx, *httpbinAddr, stdout, stderr)
 	}
 
 	hosts := standin.DefaultHosts()
@@ -145,6 +152,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if first != nil {
 		return first
+	}
+	fmt.Fprintln(stderr, "standin: shut down")
+	return nil
+}
+
+// serveHTTPBin is the httpbin fixture's mode: the httpbin API on one plain-HTTP address, one log
+// line per request, until ctx ends.
+func serveHTTPBin(ctx context.Context, addr string, stdout, stderr io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--httpbin-addr: %w", err)
+	}
+	h := standin.NewHTTPBinHandler()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(stdout, "httpbin %s %s %s\n", r.Host, r.Method, r.URL.RequestURI())
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(stderr, "standin: ", log.LstdFlags),
+	}
+	fmt.Fprintf(stderr, "standin: serving the httpbin API on HTTP %s for any host\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
 	}
 	fmt.Fprintln(stderr, "standin: shut down")
 	return nil

@@ -189,6 +189,8 @@ func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 	}
 	s.File, s.Dir, s.fsys = display, path.Dir(file), fsys
 	s.lines = lineIndex(data)
+	s.fieldLines = fieldLineIndex(data)
+	uninjectedDefaults(s)
 	for si := range s.Spec.Steps {
 		for ei := range s.Spec.Steps[si].Expect {
 			e := &s.Spec.Steps[si].Expect[ei]
@@ -253,6 +255,71 @@ func yamlError(err error) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "; ")
+}
+
+// uninjectedDefaults makes a workload in a namespace with injection: false, and no sidecar field
+// of its own, a workload without a sidecar: Istio injects nothing there, and every backend reads
+// HasSidecar alone. An explicit sidecar: true there is left for Validate to refuse.
+func uninjectedDefaults(s *Scenario) {
+	off := map[string]bool{}
+	for _, n := range s.Spec.Namespaces {
+		off[n.Name] = !n.Injected()
+	}
+	no := false
+	for i := range s.Spec.Workloads {
+		w := &s.Spec.Workloads[i]
+		if off[w.Namespace] && w.Sidecar == nil && !w.Gateway {
+			w.Sidecar = &no
+		}
+	}
+}
+
+// fieldLineIndex maps every field path of the document (spec.workloads[0].labels.team) to the line
+// its key (or sequence item) is on, for error messages.
+func fieldLineIndex(data []byte) map[string]int {
+	idx := map[string]int{}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return idx
+	}
+	var walk func(n *yaml.Node, at string)
+	walk = func(n *yaml.Node, at string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if at != "" {
+					p = at + "." + p
+				}
+				idx[p] = n.Content[i].Line
+				walk(n.Content[i+1], p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", at, i)
+				idx[p] = c.Line
+				walk(c, p)
+			}
+		}
+	}
+	walk(root.Content[0], "")
+	return idx
+}
+
+// lineAt names the line of a field path, or of the nearest enclosing field the file has
+// ("line ?" when none).
+func (s *Scenario) lineAt(field string) string {
+	for p := field; p != ""; {
+		if n, ok := s.fieldLines[p]; ok {
+			return fmt.Sprintf("line %d", n)
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return "line ?"
 }
 
 // lineIndex maps each expectation ID to the line it is declared on, for error messages.

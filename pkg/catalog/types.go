@@ -36,6 +36,8 @@ type Scenario struct {
 
 	fsys  fs.FS
 	lines map[string]int
+	// fieldLines maps a field path (spec.workloads[0].labels) to its line, for error messages.
+	fieldLines map[string]int
 }
 
 // Metadata names a scenario.
@@ -86,6 +88,8 @@ type Namespace struct {
 	Name string `yaml:"name"`
 	// Injection enables sidecar injection (label istio-injection=enabled). Default true.
 	Injection *bool `yaml:"injection,omitempty"`
+	// Labels are extra namespace labels (a NetworkPolicy namespaceSelector selects on them).
+	Labels map[string]string `yaml:"labels,omitempty"`
 }
 
 // Injected reports whether sidecar injection is on for the namespace.
@@ -96,10 +100,12 @@ type Workload struct {
 	// Name is the Deployment name and app label (sleep, sleep-a, nginx...).
 	Name      string `yaml:"name"`
 	Namespace string `yaml:"namespace"`
-	// Fixture is the template in fixtures/ (sleep, nginx).
+	// Fixture is the template in fixtures/ (sleep, nginx, httpbin).
 	Fixture string `yaml:"fixture"`
-	// ServiceAccount defaults to Name for sleep fixtures, "default" otherwise.
+	// ServiceAccount defaults to Name for sleep and httpbin fixtures, "default" otherwise.
 	ServiceAccount string `yaml:"serviceAccount,omitempty"`
+	// Labels are extra pod labels (workloadSelector, AuthorizationPolicy selector).
+	Labels map[string]string `yaml:"labels,omitempty"`
 	// Sidecar is false for a pod that opts out of injection (sidecar.istio.io/inject: "false").
 	Sidecar *bool `yaml:"sidecar,omitempty"`
 	// Deferred workloads are not deployed at setup but by a step's deploy.
@@ -119,7 +125,7 @@ func (w Workload) SA() string {
 	if w.ServiceAccount != "" {
 		return w.ServiceAccount
 	}
-	if w.Fixture == "sleep" {
+	if w.Fixture == "sleep" || w.Fixture == "httpbin" {
 		return w.Name
 	}
 	return "default"

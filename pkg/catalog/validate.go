@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Profiles are the conformance profiles a scenario may belong to.
@@ -31,6 +33,45 @@ type ValidateOptions struct {
 	// ExpandObject turns an object the mesh does not serve natively (ASMEgressTrafficPolicy) into the
 	// objects it stands for, so those are validated too; nil leaves objects as they are.
 	ExpandObject func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+}
+
+// Fixtures are the workload templates of fixtures/.
+var Fixtures = []string{"sleep", "nginx", "httpbin"}
+
+func fixtureChoice() string {
+	return strings.Join(Fixtures[:len(Fixtures)-1], ", ") + " or " + Fixtures[len(Fixtures)-1]
+}
+
+// ReservedLabels are the labels egressconf sets itself on namespaces and pods: the app label
+// (Service selectors, pod lookup), the ownership labels (cleanup, leak check) and Istio's
+// injection labels (the injection and sidecar fields). A scenario's labels may not set them.
+var ReservedLabels = []string{"app", "app.kubernetes.io/managed-by", "egressconf.io/run", "istio-injection", "sidecar.istio.io/inject", "security.istio.io/tlsMode"}
+
+// labelProblems checks extra labels: valid Kubernetes label keys and values, none reserved.
+// injectionHint says which field sets the injection labels instead.
+func labelProblems(labels map[string]string, injectionHint string) []string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		switch {
+		case k == "istio-injection" || k == "sidecar.istio.io/inject":
+			out = append(out, fmt.Sprintf("%s is reserved: %s", k, injectionHint))
+		case oneOf(k, ReservedLabels):
+			out = append(out, fmt.Sprintf("%s is reserved: egressconf sets it (reserved: %s)", k, strings.Join(ReservedLabels, ", ")))
+		default:
+			for _, e := range validation.IsQualifiedName(k) {
+				out = append(out, fmt.Sprintf("key %q: %s", k, e))
+			}
+			for _, e := range validation.IsValidLabelValue(labels[k]) {
+				out = append(out, fmt.Sprintf("%s: value %q: %s", k, labels[k], e))
+			}
+		}
+	}
+	return out
 }
 
 var idPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{2}$`)
@@ -61,49 +102,63 @@ func Validate(c *Catalog, o ValidateOptions) error {
 			seenGroup[s.Metadata.Group] = f
 		}
 		if !oneOf(s.Spec.Profile, Profiles) {
-			add("%s: spec.profile: %q, want one of %s", f, s.Spec.Profile, strings.Join(Profiles, ", "))
+			add("%s: %s: spec.profile: %q, want one of %s", f, s.lineAt("spec.profile"), s.Spec.Profile, strings.Join(Profiles, ", "))
 		}
 		if len(s.Spec.Sources) == 0 {
-			add("%s: spec.sources: at least one source document is required", f)
+			add("%s: %s: spec.sources: at least one source document is required", f, s.lineAt("spec.sources"))
 		}
 		if !oneOf(s.Spec.MeshPolicy, MeshPolicies) {
-			add("%s: spec.meshPolicy: %q, want one of %s", f, s.Spec.MeshPolicy, strings.Join(MeshPolicies, ", "))
+			add("%s: %s: spec.meshPolicy: %q, want one of %s", f, s.lineAt("spec.meshPolicy"), s.Spec.MeshPolicy, strings.Join(MeshPolicies, ", "))
 		}
 		for i, g := range s.Spec.Gateways {
 			if o.Gateways != nil && !oneOf(g, o.Gateways) {
-				add("%s: spec.gateways[%d]: unknown gateway %q; known: %s", f, i, g, strings.Join(o.Gateways, ", "))
+				add("%s: %s: spec.gateways[%d]: unknown gateway %q; known: %s", f, s.lineAt(fmt.Sprintf("spec.gateways[%d]", i)), i, g, strings.Join(o.Gateways, ", "))
 			}
 		}
 		drifts := map[string]bool{}
 		for i, d := range s.Spec.Drifts {
 			if d.ID == "" || len(d.Sides) < 2 || d.Verdict == "" {
-				add("%s: spec.drifts[%d]: id, two sides and a verdict are required", f, i)
+				add("%s: %s: spec.drifts[%d]: id, two sides and a verdict are required", f, s.lineAt(fmt.Sprintf("spec.drifts[%d]", i)), i)
 			}
 			drifts[d.ID] = true
 		}
-		namespaces := map[string]bool{}
-		for _, n := range s.Spec.Namespaces {
-			namespaces[n.Name] = true
+		namespaces := map[string]Namespace{}
+		for i, n := range s.Spec.Namespaces {
+			field := fmt.Sprintf("spec.namespaces[%d]", i)
+			if n.Name == "" {
+				add("%s: %s: %s.name: required", f, s.lineAt(field), field)
+			}
+			for _, msg := range labelProblems(n.Labels, "istio-injection is set by the injection field") {
+				add("%s: %s: %s.labels: %s", f, s.lineAt(field+".labels"), field, msg)
+			}
+			namespaces[n.Name] = n
 		}
 		workloads := map[string]Workload{}
 		for i, w := range s.Spec.Workloads {
 			field := fmt.Sprintf("spec.workloads[%d]", i)
+			at := func(sub string) string { return s.lineAt(field + sub) }
 			if w.Name == "" || w.Namespace == "" {
-				add("%s: %s: name and namespace are required", f, field)
+				add("%s: %s: %s: name and namespace are required", f, at(""), field)
 				continue
 			}
 			if _, dup := workloads[w.Ref()]; dup {
-				add("%s: %s: workload %s declared twice", f, field, w.Ref())
+				add("%s: %s: %s: workload %s declared twice", f, at(""), field, w.Ref())
 			}
+			ns, declared := namespaces[w.Namespace]
 			switch {
 			case w.Gateway:
 				if !oneOf(w.Name, s.Spec.Gateways) {
-					add("%s: %s: gateway workload %s is not in spec.gateways", f, field, w.Ref())
+					add("%s: %s: %s: gateway workload %s is not in spec.gateways", f, at(""), field, w.Ref())
 				}
-			case w.Fixture != "sleep" && w.Fixture != "nginx":
-				add("%s: %s.fixture: %q, want sleep or nginx", f, field, w.Fixture)
-			case !namespaces[w.Namespace]:
-				add("%s: %s: namespace %s is not declared in spec.namespaces", f, field, w.Namespace)
+			case !oneOf(w.Fixture, Fixtures):
+				add("%s: %s: %s.fixture: %q, want %s", f, at(".fixture"), field, w.Fixture, fixtureChoice())
+			case !declared:
+				add("%s: %s: %s.namespace: namespace %s is not declared in spec.namespaces", f, at(".namespace"), field, w.Namespace)
+			case !ns.Injected() && w.Sidecar != nil && *w.Sidecar:
+				add("%s: %s: %s.sidecar: true, but namespace %s has injection: false, where Istio injects no pod", f, at(".sidecar"), field, w.Namespace)
+			}
+			for _, msg := range labelProblems(w.Labels, "sidecar injection is set by the sidecar field") {
+				add("%s: %s: %s.labels: %s", f, at(".labels"), field, msg)
 			}
 			workloads[w.Ref()] = w
 		}
@@ -117,38 +172,38 @@ func Validate(c *Catalog, o ValidateOptions) error {
 		for si, st := range s.Spec.Steps {
 			field := fmt.Sprintf("spec.steps[%d]", si)
 			if st.Name == "" {
-				add("%s: %s.name: required", f, field)
+				add("%s: %s: %s.name: required", f, s.lineAt(field), field)
 			}
 			if st.MeshPolicy != "" && !oneOf(st.MeshPolicy, MeshPolicies) {
-				add("%s: %s.meshPolicy: %q, want one of %s", f, field, st.MeshPolicy, strings.Join(MeshPolicies, ", "))
+				add("%s: %s: %s.meshPolicy: %q, want one of %s", f, s.lineAt(field+".meshPolicy"), field, st.MeshPolicy, strings.Join(MeshPolicies, ", "))
 			}
 			for i, r := range st.Delete {
 				if !applied[r.Key()] {
-					add("%s: %s.delete[%d]: %s was not applied by an earlier step", f, field, i, r.Key())
+					add("%s: %s: %s.delete[%d]: %s was not applied by an earlier step", f, s.lineAt(fmt.Sprintf("%s.delete[%d]", field, i)), field, i, r.Key())
 				}
 				delete(applied, r.Key())
 				delete(conditional, r.Key())
 			}
 			for i, ref := range st.Remove {
 				if _, ok := workloads[ref]; !ok {
-					add("%s: %s.remove[%d]: unknown workload %s", f, field, i, ref)
+					add("%s: %s: %s.remove[%d]: unknown workload %s", f, s.lineAt(fmt.Sprintf("%s.remove[%d]", field, i)), field, i, ref)
 				}
 				deployed[ref] = false
 			}
 			for i, ref := range st.Deploy {
 				if _, ok := workloads[ref]; !ok {
-					add("%s: %s.deploy[%d]: unknown workload %s", f, field, i, ref)
+					add("%s: %s: %s.deploy[%d]: unknown workload %s", f, s.lineAt(fmt.Sprintf("%s.deploy[%d]", field, i)), field, i, ref)
 				}
 				deployed[ref] = true
 			}
 			for i, r := range st.Apply {
 				rf := fmt.Sprintf("%s.apply[%d]", field, i)
 				if r.Requires != "" && !oneOf(r.Requires, Capabilities) {
-					add("%s: %s.requires: unknown capability %q", f, rf, r.Requires)
+					add("%s: %s: %s.requires: unknown capability %q", f, s.lineAt(rf+".requires"), rf, r.Requires)
 				}
 				objs, err := s.Objects(r)
 				if err != nil {
-					add("%s: %s: %v", f, rf, err)
+					add("%s: %s: %s: %v", f, s.lineAt(rf), rf, err)
 					continue
 				}
 				for _, obj := range objs {
@@ -217,6 +272,8 @@ func Validate(c *Catalog, o ValidateOptions) error {
 							add("%s: %s.from: probe from undeclared workload %s", f, cf, c.From)
 						case w.Gateway:
 							add("%s: %s.from: probes run from client workloads, not from gateway %s", f, cf, c.From)
+						case w.Fixture == "httpbin":
+							add("%s: %s.from: %s is an httpbin fixture, whose image has no curl: probe from a sleep or nginx workload", f, cf, c.From)
 						case !deployed[c.From]:
 							add("%s: %s.from: workload %s is not deployed at this step", f, cf, c.From)
 						}

@@ -192,7 +192,7 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 	if err != nil {
 		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
 	}
-	rt := h.findRoute(p, r)
+	rt := h.findRoute(p, hcm, r)
 	routeCluster := "-"
 	if rt != nil && rt.GetRoute() != nil {
 		routeCluster = orDash(rt.GetRoute().GetCluster())
@@ -285,9 +285,14 @@ func (h *hop) logConn(p *Proxy, entry outcome.LogEntry, flags, details string) {
 }
 
 // findRoute finds the route object the simulation matched (it reports names only), matching the
-// path again as the simulation does.
-func (h *hop) findRoute(p *Proxy, r simulation.Result) *route.Route {
+// path again as the simulation does: in the route configuration RDS delivered or, for a
+// connection manager with its routes inline (a sidecar's inbound chains; the simulation names no
+// route configuration then), in that one.
+func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation.Result) *route.Route {
 	var rc *route.RouteConfiguration
+	if inline := hcm.GetRouteConfig(); inline != nil && (r.RouteConfigMatched == "" || r.RouteConfigMatched == inline.GetName()) {
+		rc = inline
+	}
 	for _, x := range p.XDS.Routes {
 		if x.GetName() == r.RouteConfigMatched {
 			rc = x
@@ -323,6 +328,9 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 	if c == nil {
 		return replyNoCluster, "NC", "cluster_not_found", nil
 	}
+	if strings.HasPrefix(name, "inbound|") {
+		return h.inboundApp(p, name, req)
+	}
 	port, _, host, ok := parseClusterName(name)
 	if !ok {
 		return Response{}, "", "", OutOfModel("cluster %q on %s is not an outbound cluster", name, p.Ref)
@@ -330,6 +338,15 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 	gw, target, isGW, err := h.world.Gateway(host, port)
 	if err != nil {
 		return Response{}, "", "", err
+	}
+	if !isGW {
+		d, inMesh, err := h.meshDestination(c, host, port)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if inMesh {
+			return h.toWorkload(p, c, d, req)
+		}
 	}
 	up, err := clusterTLS(c, isGW && gw != nil)
 	if err != nil {
@@ -461,6 +478,15 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 	gw, target, isGW, err := h.world.Gateway(host, port)
 	if err != nil {
 		return Response{}, "", err
+	}
+	if !isGW {
+		d, inMesh, err := h.meshDestination(c, host, port)
+		if err != nil {
+			return Response{}, "", err
+		}
+		if inMesh {
+			return Response{}, "", OutOfModel("a TCP connection from %s to the mesh workload %s", p.Ref, d.Ref)
+		}
 	}
 	up, err := clusterTLS(c, isGW && gw != nil)
 	if err != nil {

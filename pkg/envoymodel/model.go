@@ -52,6 +52,9 @@ type Request struct {
 	Path    string
 	Headers http.Header
 	Body    string
+	// Namespace is the client pod's namespace: without a sidecar, its DNS search list decides
+	// whether a short name (httpbin, httpbin.demo) is a mesh Service (MeshWorld).
+	Namespace string
 }
 
 // Response is what arrives back at the application, or a connection that ended without one.
@@ -134,8 +137,23 @@ func Send(client *Proxy, req Request, world World) (*Result, error) {
 		proto = "2"
 	}
 	if client == nil {
+		h := &hop{world: world, res: res}
+		d, inMesh, err := h.resolveService(req)
+		if err != nil {
+			return nil, err
+		}
+		if inMesh {
+			res.tracef("no sidecar: request goes to the pod of %s directly", d.Ref)
+			resp, err := h.directToWorkload(d, req)
+			if err != nil {
+				return nil, err
+			}
+			resp.Proto = proto
+			res.Response = resp
+			return res, nil
+		}
 		res.tracef("no sidecar: request goes to %s directly", req.Host)
-		resp, err := (&hop{world: world, res: res}).external(externalFromApp(req))
+		resp, err := h.external(externalFromApp(req))
 		if err != nil {
 			return nil, err
 		}

@@ -40,10 +40,20 @@ func NewHandler(hosts []Host) http.Handler {
 		h.byName[n] = host
 		h.names = append(h.names, n)
 	}
-	h.httpbin = httpbin.New(
-		httpbin.WithHostname("egressconf-standin"),
-	).Handler()
+	h.httpbin = newHTTPBin()
 	return h
+}
+
+func newHTTPBin() http.Handler {
+	return httpbin.New(httpbin.WithHostname("egressconf-standin")).Handler()
+}
+
+// NewHTTPBinHandler serves the httpbin API for any Host, as the in-mesh httpbin fixture does
+// (cmd/standin --httpbin-addr): the same go-httpbin the external hosts' httpbin behaviour serves,
+// reporting the scheme it received itself (forwarding-scheme headers moved aside, as there).
+func NewHTTPBinHandler() http.Handler {
+	h := newHTTPBin()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, ownScheme(r)) })
 }
 
 type handler struct {

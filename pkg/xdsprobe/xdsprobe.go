@@ -201,7 +201,7 @@ func (p *Prober) Probe(ctx context.Context, ns, app string, sidecar bool, req *p
 	}
 	start := time.Now()
 	res, err := envoymodel.Send(client, envoymodel.Request{Method: req.Method, Scheme: req.Scheme, Host: req.Host, Port: req.Port,
-		Path: req.Path, Headers: header, Body: req.Data}, &world{p: p, ctx: ctx})
+		Path: req.Path, Headers: header, Body: req.Data, Namespace: ns}, &world{p: p, ctx: ctx})
 	if err != nil {
 		return Result{}, err
 	}
@@ -315,6 +315,27 @@ func (w *world) Gateway(host string, port int) (*envoymodel.Proxy, int, bool, er
 	px, err := w.p.proxy(w.ctx, pod, name+"@"+ns, "router")
 	return px, target, true, err
 }
+
+// Service implements envoymodel.MeshWorld: a request to a Service of the cluster (other than a
+// gateway's) reaches a mesh workload, which the control-plane probe does not model (what its
+// application answers is not in any xDS): out of model. Any other host is not a mesh workload.
+func (w *world) Service(host string, port int) (envoymodel.Destination, bool, error) {
+	name, ns, ok := serviceOf(host)
+	if !ok {
+		return envoymodel.Destination{}, false, nil
+	}
+	_, err := w.p.cs.CoreV1().Services(ns).Get(w.ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return envoymodel.Destination{}, false, nil
+	}
+	if err != nil {
+		return envoymodel.Destination{}, false, fmt.Errorf("is %s a mesh Service? %w", host, err)
+	}
+	return envoymodel.Destination{}, true, envoymodel.OutOfModel("a request to the mesh Service %s:%d: the control-plane probe does not model the workloads behind it", host, port)
+}
+
+// App implements envoymodel.MeshWorld: no application is known (Service never returns one).
+func (w *world) App(string, int) http.Handler { return nil }
 
 // External implements envoymodel.World.
 func (w *world) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {

@@ -439,7 +439,7 @@ func (b *Backend) labels() map[string]string {
 }
 
 func (b *Backend) fixtureOptions() fixtures.Options {
-	return fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, NginxImage: b.o.NginxImage, TrustRunCA: b.o.Internet == InternetHermetic, DNS: b.dns}
+	return fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, NginxImage: b.o.NginxImage, HTTPBinImage: b.o.StandinImage, TrustRunCA: b.o.Internet == InternetHermetic, DNS: b.dns}
 }
 
 func (b *Backend) workDir() (string, error) {

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,6 +34,9 @@ type scenarioState struct {
 	// injection holds the original istio-injection label of each pre-existing namespace the
 	// scenario relabelled (nil: the label was absent).
 	injection map[string]*string
+	// nsLabels holds, per pre-existing namespace, the original value of each of the scenario's
+	// namespace labels the run set there (nil: the label was absent).
+	nsLabels map[string]map[string]*string
 	// workloads deployed, by ref.
 	workloads map[string]*workloadState
 	// noEnvoyGateways are the scenario's gateways without Envoy.
@@ -178,6 +182,9 @@ func (b *Backend) ensureNamespace(ctx context.Context, ns catalog.Namespace) err
 	if b.ours(cur) {
 		return nil // kept from an earlier scenario (--keep)
 	}
+	if err := b.setNamespaceLabels(ctx, sc, cur, ns.Labels); err != nil {
+		return err
+	}
 	old, had := cur.Labels["istio-injection"]
 	if had && old == want {
 		return nil
@@ -197,7 +204,46 @@ func (b *Backend) ensureNamespace(ctx context.Context, ns catalog.Namespace) err
 	return nil
 }
 
-// restoreInjection puts the istio-injection labels of pre-existing namespaces back.
+// setNamespaceLabels sets the scenario's labels on a namespace that is not the run's, keeping
+// what each was for the teardown.
+func (b *Backend) setNamespaceLabels(ctx context.Context, sc *scenarioState, cur *corev1.Namespace, labels map[string]string) error {
+	set := map[string]string{}
+	for k, v := range labels {
+		old, had := cur.Labels[k]
+		if had && old == v {
+			continue
+		}
+		if sc.nsLabels == nil {
+			sc.nsLabels = map[string]map[string]*string{}
+		}
+		if sc.nsLabels[cur.Name] == nil {
+			sc.nsLabels[cur.Name] = map[string]*string{}
+		}
+		if _, done := sc.nsLabels[cur.Name][k]; !done {
+			if had {
+				sc.nsLabels[cur.Name][k] = &old
+			} else {
+				sc.nsLabels[cur.Name][k] = nil
+			}
+		}
+		set[k] = v
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": set}})
+	if err != nil {
+		return err
+	}
+	if _, err := b.cs.CoreV1().Namespaces().Patch(ctx, cur.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("namespace %s: set labels %v: %w", cur.Name, set, err)
+	}
+	fmt.Fprintf(b.o.Progress, "   namespace %s existed: labels %v set (restored at teardown)\n", cur.Name, set)
+	return nil
+}
+
+// restoreInjection puts the istio-injection labels, and the scenario's own labels, of
+// pre-existing namespaces back.
 func (b *Backend) restoreInjection(ctx context.Context, sc *scenarioState) error {
 	var errs []error
 	names := make([]string, 0, len(sc.injection))
@@ -216,6 +262,31 @@ func (b *Backend) restoreInjection(ctx context.Context, sc *scenarioState) error
 			continue
 		}
 		delete(sc.injection, ns)
+	}
+	names = names[:0]
+	for ns := range sc.nsLabels {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	for _, ns := range names {
+		labels := map[string]any{}
+		for k, v := range sc.nsLabels[ns] {
+			if v == nil {
+				labels[k] = nil // a merge patch's null removes the label
+			} else {
+				labels[k] = *v
+			}
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := b.cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("namespace %s: restore labels: %w", ns, err))
+			continue
+		}
+		delete(sc.nsLabels, ns)
 	}
 	return errors.Join(errs...)
 }

@@ -347,7 +347,7 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 	header.Set("User-Agent", "curl/8.11.1")
 	start := time.Now()
 	res, err := envoymodel.Send(client, envoymodel.Request{Method: req.Method, Scheme: req.Scheme, Host: req.Host, Port: req.Port,
-		Path: req.Path, Headers: header, Body: req.Data}, st)
+		Path: req.Path, Headers: header, Body: req.Data, Namespace: from.Namespace}, st)
 	if err != nil {
 		return outcome.Observed{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/test/xds"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,8 @@ import (
 	"github.com/egressconf/egressconf/pkg/catalog"
 	"github.com/egressconf/egressconf/pkg/envoymodel"
 	"github.com/egressconf/egressconf/pkg/istioinstall"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/standin"
 	"github.com/egressconf/egressconf/pkg/xdsclient"
 )
 
@@ -40,11 +43,21 @@ type state struct {
 	pods map[string]*pod
 	// gatewayByHost maps a gateway Service host to its fixture.
 	gatewayByHost map[string]fixtures.Gateway
-	cache         map[string]*envoymodel.Proxy
+	// services maps a workload Service host and port to the pod behind it.
+	services map[string]map[int]serviceTarget
+	// apps are the applications the model knows, by workload ref and pod port.
+	apps  map[string]map[int]http.Handler
+	cache map[string]*envoymodel.Proxy
 	// ads reads each proxy's xDS over an ADS subscription instead of generating it directly.
 	ads bool
 	// profile is the install profile whose settings hold while Istio's control plane runs.
 	profile istioinstall.Profile
+}
+
+// serviceTarget is the pod behind one Service port.
+type serviceTarget struct {
+	ref        string
+	targetPort int
 }
 
 type pod struct {
@@ -102,7 +115,8 @@ func (st *state) close() {
 
 // build makes the control plane for the backend's current state.
 func (b *Backend) build() (st *state, err error) {
-	st = &state{failer: &failer{}, external: b.external, pods: map[string]*pod{}, gatewayByHost: map[string]fixtures.Gateway{}, cache: map[string]*envoymodel.Proxy{}}
+	st = &state{failer: &failer{}, external: b.external, pods: map[string]*pod{}, gatewayByHost: map[string]fixtures.Gateway{}, cache: map[string]*envoymodel.Proxy{},
+		services: map[string]map[int]serviceTarget{}, apps: map[string]map[int]http.Handler{}}
 	defer func() {
 		if rec := recover(); rec != nil {
 			st.close()
@@ -157,15 +171,15 @@ func (b *Backend) build() (st *state, err error) {
 func (b *Backend) kubeObjects(st *state) ([]runtime.Object, error) {
 	var objs []runtime.Object
 	nsSeen := map[string]bool{}
-	addNS := func(name string, injected bool) {
-		if nsSeen[name] {
+	addNS := func(ns catalog.Namespace) {
+		if nsSeen[ns.Name] {
 			return
 		}
-		nsSeen[name] = true
-		objs = append(objs, fixtures.Namespace(catalog.Namespace{Name: name, Injection: &injected}, fixtures.Options{}))
+		nsSeen[ns.Name] = true
+		objs = append(objs, fixtures.Namespace(ns, fixtures.Options{}))
 	}
 	for _, ns := range b.scenario.Spec.Namespaces {
-		addNS(ns.Name, ns.Injected())
+		addNS(ns)
 	}
 	ip := 10
 	svcIP := 10
@@ -176,23 +190,39 @@ func (b *Backend) kubeObjects(st *state) ([]runtime.Object, error) {
 	sort.Strings(refs)
 	for _, ref := range refs {
 		w := b.deployed[ref]
-		addNS(w.Namespace, true)
+		addNS(catalog.Namespace{Name: w.Namespace})
 		ws, err := fixtures.Workload(w, fixtures.Options{})
 		if err != nil {
 			return nil, err
 		}
 		p := &pod{ref: ref, name: w.Name + "-0", namespace: w.Namespace, ip: fmt.Sprintf("10.244.0.%d", ip), sa: w.SA(),
-			labels: map[string]string{"app": w.Name}}
+			labels: map[string]string{}}
 		ip++
+		for _, o := range ws {
+			if d, ok := o.(*appsv1.Deployment); ok {
+				// The pod's labels as the Deployment gives them: app, the fixture's, the scenario's.
+				for k, v := range d.Spec.Template.Labels {
+					p.labels[k] = v
+				}
+			}
+		}
 		if w.HasSidecar() {
 			p.labels["security.istio.io/tlsMode"] = "istio"
 		}
 		st.pods[ref] = p
+		if w.Fixture == "httpbin" {
+			st.apps[ref] = map[int]http.Handler{fixtures.HTTPBinTargetPort: standin.NewHTTPBinHandler()}
+		}
 		for _, o := range ws {
 			switch x := o.(type) {
 			case *corev1.Service:
 				x.Spec.ClusterIP = fmt.Sprintf("10.96.0.%d", svcIP)
 				svcIP++
+				host := x.Name + "." + x.Namespace + ".svc.cluster.local"
+				st.services[host] = map[int]serviceTarget{}
+				for _, sp := range x.Spec.Ports {
+					st.services[host][int(sp.Port)] = serviceTarget{ref: ref, targetPort: sp.TargetPort.IntValue()}
+				}
 				objs = append(objs, x, endpointSlice(x, p))
 			default:
 				objs = append(objs, o)
@@ -207,7 +237,8 @@ func (b *Backend) kubeObjects(st *state) ([]runtime.Object, error) {
 	sort.Strings(gwNames)
 	for _, n := range gwNames {
 		g := b.gateways[n]
-		addNS(g.Namespace, false)
+		no := false
+		addNS(catalog.Namespace{Name: g.Namespace, Injection: &no})
 		labels := map[string]string{"security.istio.io/tlsMode": "istio"}
 		for k, v := range g.Labels {
 			labels[k] = v
@@ -356,6 +387,31 @@ func (st *state) Gateway(host string, port int) (*envoymodel.Proxy, int, bool, e
 	p, err := st.proxy(g.Ref())
 	return p, target, true, err
 }
+
+// Service implements envoymodel.MeshWorld: the pod behind a workload's Service port.
+func (st *state) Service(host string, port int) (envoymodel.Destination, bool, error) {
+	ports, known := st.services[host]
+	if !known {
+		return envoymodel.Destination{}, false, nil
+	}
+	t, ok := ports[port]
+	if !ok {
+		return envoymodel.Destination{}, true, &outcome.OutOfModelError{Need: fmt.Sprintf("a request to port %d of %s, which its Service does not have", port, host)}
+	}
+	d := envoymodel.Destination{Ref: t.ref, TargetPort: t.targetPort}
+	if _, sidecar := st.proxies()[t.ref]; sidecar {
+		p, err := st.proxy(t.ref)
+		if err != nil {
+			return envoymodel.Destination{}, true, err
+		}
+		d.Proxy = p
+	}
+	return d, true, nil
+}
+
+// App implements envoymodel.MeshWorld: the httpbin fixture's application is the stand-in's
+// httpbin handler, in process; the model knows no other.
+func (st *state) App(ref string, port int) http.Handler { return st.apps[ref][port] }
 
 // dump writes a proxy's xDS as JSON, for diagnostics.
 func (st *state) dump(ref string) (string, error) {
