@@ -10,6 +10,7 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -70,6 +71,9 @@ type stream struct {
 type hop struct {
 	world World
 	res   *Result
+	// timeoutAbove: a proxy earlier on the path waits for this hop under a route timeout, so a
+	// delay here could end the exchange there.
+	timeoutAbove bool
 }
 
 // simulate runs Istio's simulation on one proxy, recovering from its test-only failure paths.
@@ -187,16 +191,54 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 		resp, _, err := h.tcpChain(p, l, fc, r.ClusterMatched, stream{req: req}, down)
 		return resp, err
 	}
-	// HTTP RBAC runs before the router.
 	filters, err := rbac.FiltersForChain(l, fc)
 	if err != nil {
 		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
 	}
-	rt := h.findRoute(p, r)
+	rc := h.findRoute(p, r)
+	rt := rc.rt
 	routeCluster := "-"
 	if rt != nil && rt.GetRoute() != nil {
 		routeCluster = orDash(rt.GetRoute().GetCluster())
 	}
+	var beh *routeBehaviour
+	if rt != nil {
+		if beh, err = readRoute(p.Ref, rc); err != nil {
+			return Response{}, err
+		}
+	}
+	flags := "-"
+	// The fault filter and the RBAC filters run in the order of the connection manager's filters.
+	faultStep := func() (*Response, error) {
+		if beh == nil || beh.fault == nil {
+			return nil, nil
+		}
+		if filterIndex(hcm, faultFilter) < 0 {
+			return nil, OutOfModel("fault configuration on a route of %s, whose connection manager has no fault filter", p.Ref)
+		}
+		if beh.fault.delay > 0 {
+			if h.timeoutAbove {
+				return nil, OutOfModel("a fault delay on %s under a route timeout of the proxy before it", p.Ref)
+			}
+			h.res.tracef("%s: fault delay %s", p.Ref, beh.fault.delay)
+			flags = addFlag(flags, "DI")
+		}
+		if beh.fault.abortStatus == 0 {
+			return nil, nil
+		}
+		if beh.mutatesResponse() {
+			return nil, OutOfModel("response header mutation on a fault abort on %s", p.Ref)
+		}
+		resp := h.reply(p, hcm, entry, local(beh.fault.abortStatus, "fault filter abort"), addFlag(flags, "FI"), "fault_filter_abort", routeCluster)
+		return &resp, nil
+	}
+	faultFirst := beh != nil && beh.fault != nil && filterIndex(hcm, faultFilter) < firstRBACIndex(hcm)
+	if faultFirst {
+		if resp, err := faultStep(); resp != nil || err != nil {
+			return deref(resp), err
+		}
+	}
+	// HTTP RBAC runs before the router.
 	if len(filters) > 0 {
 		d, err := rbac.Evaluate(filters, rbac.Request{
 			Principal: down.principal, DownstreamTLS: down.tls, RequestedServerName: down.sni,
@@ -213,18 +255,44 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 				h.logConn(p, entry, "-", "-")
 				return Response{Reset: true}, nil
 			}
-			return h.reply(p, hcm, entry, replyRBAC, "-", d.ResponseCodeDetails(), routeCluster), nil
+			if beh != nil && beh.mutatesResponse() {
+				return Response{}, OutOfModel("response header mutation on an RBAC denial on %s", p.Ref)
+			}
+			return h.reply(p, hcm, entry, replyRBAC, flags, d.ResponseCodeDetails(), routeCluster), nil
 		}
 	}
 	if rt == nil {
 		return Response{}, OutOfModel("route %q matched on %s but not found in its route configuration", r.RouteMatched, p.Ref)
 	}
+	if !faultFirst {
+		if resp, err := faultStep(); resp != nil || err != nil {
+			return deref(resp), err
+		}
+	}
 	switch a := rt.GetAction().(type) {
 	case *route.Route_DirectResponse:
 		resp := local(int(a.DirectResponse.GetStatus()), a.DirectResponse.GetBody().GetInlineString())
-		return h.reply(p, hcm, entry, resp, "-", "direct_response", "-"), nil
+		if a.DirectResponse.GetBody() != nil && a.DirectResponse.GetBody().GetInlineString() == "" {
+			return Response{}, OutOfModel("a direct response body that is not an inline string on %s", p.Ref)
+		}
+		applyHeaders(resp.Headers, beh.response)
+		return h.reply(p, hcm, entry, resp, flags, "direct_response", "-"), nil
 	case *route.Route_Redirect:
-		return Response{}, OutOfModel("redirect routes on %s", p.Ref)
+		scheme := "http"
+		if p.Gateway || down.tls || req.Headers.Get("X-Forwarded-Proto") != "" {
+			if a.Redirect.GetSchemeRedirect() == "" && !a.Redirect.GetHttpsRedirect() {
+				return Response{}, OutOfModel("a redirect on %s that keeps the request's :scheme (the model knows it only for plain HTTP at a sidecar)", p.Ref)
+			}
+		}
+		loc, status, err := redirectLocation(p.Ref, rt, req, scheme)
+		if err != nil {
+			return Response{}, err
+		}
+		resp := local(status, "")
+		resp.Headers.Set("Location", loc)
+		applyHeaders(resp.Headers, beh.response)
+		h.res.tracef("%s: redirect %d to %s", p.Ref, status, loc)
+		return h.reply(p, hcm, entry, resp, flags, "direct_response", "-"), nil
 	case *route.Route_Route:
 		name := a.Route.GetCluster()
 		if name == "" {
@@ -234,13 +302,145 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 			}
 			name = wc[0].GetName()
 		}
-		resp, flags, details, err := h.clusterHTTP(p, name, req)
+		up, err := rewrite(p.Ref, rt, req, !suppressEnvoyHeaders(hcm))
 		if err != nil {
 			return Response{}, err
+		}
+		if up.Path != req.Path {
+			if gw, err := h.leadsToGateway(name); err != nil || gw {
+				return Response{}, OutOfModel("a path rewrite on %s before a gateway: the path its access log shows depends on how it treats x-envoy-original-path", p.Ref)
+			}
+		}
+		up.Headers = cloneHeader(up.Headers)
+		applyHeaders(up.Headers, beh.request)
+		resp, rflags, details, err := h.routeToCluster(p, name, up, beh, rt)
+		if err != nil {
+			return Response{}, err
+		}
+		if details != "via_upstream" && (beh.mutatesResponse() || beh.attemptCountInResponse) {
+			return Response{}, OutOfModel("response header mutation on Envoy's own reply (%s) on %s", details, p.Ref)
+		}
+		if details == "via_upstream" {
+			resp = resp.clone()
+			applyHeaders(resp.Headers, beh.response)
+		}
+		for _, f := range strings.Split(rflags, ",") {
+			if f != "-" {
+				flags = addFlag(flags, f)
+			}
 		}
 		return h.reply(p, hcm, entry, resp, flags, details, name), nil
 	}
 	return Response{}, OutOfModel("route action %T on %s", rt.GetAction(), p.Ref)
+}
+
+func deref(r *Response) Response {
+	if r == nil {
+		return Response{}
+	}
+	return *r
+}
+
+// routeToCluster forwards the request under the route's timeout and retry policy.
+func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehaviour, rt *route.Route) (Response, string, string, error) {
+	delay, known := upstreamDelay(req.Path)
+	gw, err := h.leadsToGateway(name)
+	if err != nil {
+		return Response{}, "", "", err
+	}
+	if other := perTryOrIdleTimeout(rt, beh); other != "" && (delay > 0 || !known || gw) {
+		return Response{}, "", "", OutOfModel("%s on %s with an upstream that may be slow", other, p.Ref)
+	}
+	saved := h.timeoutAbove
+	defer func() { h.timeoutAbove = saved }()
+	if beh.timeout > 0 {
+		switch {
+		case !known:
+			return Response{}, "", "", OutOfModel("route timeout %s on %s and an upstream (%s) whose delay the model does not know", beh.timeout, p.Ref, req.Path)
+		case delay > 0 && gw:
+			return Response{}, "", "", OutOfModel("route timeout %s on %s and a delaying upstream behind a gateway", beh.timeout, p.Ref)
+		case delay == beh.timeout:
+			return Response{}, "", "", OutOfModel("route timeout %s on %s races an upstream that answers after %s", beh.timeout, p.Ref, delay)
+		case delay > beh.timeout:
+			h.res.tracef("%s: route timeout %s before the upstream answers (%s)", p.Ref, beh.timeout, delay)
+			return local(504, "upstream request timeout"), "UT", "upstream_response_timeout", nil
+		}
+		h.timeoutAbove = true
+	}
+	retries := 0
+	if beh.retry != nil {
+		retries = 1
+		if beh.retry.GetNumRetries() != nil {
+			retries = int(beh.retry.GetNumRetries().GetValue())
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		resp, flags, details, err := h.clusterHTTP(p, name, req)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if flags == "NC" {
+			resp = local(beh.clusterNotFound, "")
+		}
+		again, err := retriable(p.Ref, beh.retry, resp, flags, details)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if again && attempt <= retries {
+			h.res.tracef("%s: attempt %d retried under retry_on %q", p.Ref, attempt, beh.retry.GetRetryOn())
+			continue
+		}
+		if again {
+			flags = addFlag(flags, "URX")
+		}
+		if beh.attemptCountInResponse && details == "via_upstream" {
+			resp = resp.clone()
+			resp.Headers.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
+		}
+		return resp, flags, details, nil
+	}
+}
+
+// leadsToGateway says whether a cluster's endpoints are a gateway of the mesh.
+func (h *hop) leadsToGateway(name string) (bool, error) {
+	port, _, host, ok := parseClusterName(name)
+	if !ok {
+		return false, nil
+	}
+	_, _, isGW, err := h.world.Gateway(host, port)
+	return isGW, err
+}
+
+func filterIndex(hcm *hcmv3.HttpConnectionManager, name string) int {
+	for i, f := range hcm.GetHttpFilters() {
+		if f.GetName() == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstRBACIndex is the position of the first RBAC filter (len of the filters when none).
+func firstRBACIndex(hcm *hcmv3.HttpConnectionManager) int {
+	for i, f := range hcm.GetHttpFilters() {
+		if f.GetName() == "envoy.filters.http.rbac" || strings.HasPrefix(f.GetName(), "envoy.filters.http.rbac") {
+			return i
+		}
+	}
+	return len(hcm.GetHttpFilters())
+}
+
+// suppressEnvoyHeaders reads the router filter's suppress_envoy_headers.
+func suppressEnvoyHeaders(hcm *hcmv3.HttpConnectionManager) bool {
+	for _, f := range hcm.GetHttpFilters() {
+		if f.GetName() == "envoy.filters.http.router" {
+			r := &routerv3.Router{}
+			if f.GetTypedConfig().UnmarshalTo(r) == nil {
+				return r.GetSuppressEnvoyHeaders()
+			}
+		}
+	}
+	return false
 }
 
 // reply finishes an HTTP exchange at a proxy: server header, access-log entry.
@@ -286,7 +486,7 @@ func (h *hop) logConn(p *Proxy, entry outcome.LogEntry, flags, details string) {
 
 // findRoute finds the route object the simulation matched (it reports names only), matching the
 // path again as the simulation does.
-func (h *hop) findRoute(p *Proxy, r simulation.Result) *route.Route {
+func (h *hop) findRoute(p *Proxy, r simulation.Result) routeContext {
 	var rc *route.RouteConfiguration
 	for _, x := range p.XDS.Routes {
 		if x.GetName() == r.RouteConfigMatched {
@@ -294,7 +494,7 @@ func (h *hop) findRoute(p *Proxy, r simulation.Result) *route.Route {
 		}
 	}
 	if rc == nil {
-		return nil
+		return routeContext{}
 	}
 	for _, vh := range rc.GetVirtualHosts() {
 		if vh.GetName() != r.VirtualHostMatched {
@@ -302,11 +502,11 @@ func (h *hop) findRoute(p *Proxy, r simulation.Result) *route.Route {
 		}
 		for _, rt := range vh.GetRoutes() {
 			if rt.GetName() == r.RouteMatched {
-				return rt
+				return routeContext{rc: rc, vh: vh, rt: rt}
 			}
 		}
 	}
-	return nil
+	return routeContext{}
 }
 
 // clusterHTTP sends an HTTP request from proxy p to a cluster and returns the upstream's response,

@@ -52,6 +52,8 @@ type Request struct {
 	Path    string
 	Headers http.Header
 	Body    string
+	// Authority replaces the Host header curl sends, once a proxy rewrote it (host_rewrite_literal).
+	Authority string
 }
 
 // Response is what arrives back at the application, or a connection that ended without one.
@@ -172,6 +174,9 @@ func externalFromApp(req Request) ExternalRequest {
 
 // hostHeader is the Host header curl sends for the request.
 func hostHeader(req Request) string {
+	if req.Authority != "" {
+		return req.Authority
+	}
 	if (req.Scheme == "http" && req.Port == 80) || (req.Scheme == "https" && req.Port == 443) {
 		return req.Host
 	}

@@ -1,0 +1,320 @@
+package envoymodel
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/test/xds"
+	"istio.io/istio/pkg/config/mesh"
+	istiolog "istio.io/istio/pkg/log"
+
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/standin"
+)
+
+// sidecarFor runs Istio's config generation (pilot/test/xds, in process) for config and returns
+// the proxy of a sidecar sleep@default in a REGISTRY_ONLY mesh.
+func sidecarFor(t *testing.T, config string) *Proxy {
+	t.Helper()
+	for _, s := range istiolog.Scopes() {
+		s.SetOutputLevel(istiolog.NoneLevel)
+	}
+	m := mesh.DefaultMeshConfig()
+	m.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: config, MeshConfig: m})
+	labels := map[string]string{"app": "sleep", "security.istio.io/tlsMode": "istio"}
+	p := s.SetupProxy(&model.Proxy{
+		Type: model.SidecarProxy, ID: "sleep-0.default", ConfigNamespace: "default", IPAddresses: []string{"10.244.0.10"},
+		Labels:   labels,
+		Metadata: &model.NodeMetadata{Namespace: "default", Labels: labels, IstioVersion: "1.31.0", ServiceAccount: "sleep", ClusterID: "Kubernetes"},
+	})
+	l := s.Listeners(p)
+	return &Proxy{Ref: "sleep@default", Identity: "spiffe://cluster.local/ns/default/sa/sleep", IP: "10.244.0.10",
+		XDS: &XDS{Listeners: l, Clusters: s.Clusters(p), Routes: s.RoutesFromListeners(p, l)}}
+}
+
+// standinWorld: no gateways; external hosts answer as the stand-in does.
+type standinWorld struct{ h http.Handler }
+
+func (standinWorld) Gateway(string, int) (*Proxy, int, bool, error)   { return nil, 0, false, nil }
+func (w standinWorld) External(req ExternalRequest) (Response, error) { return ServeExternal(w.h, req) }
+
+func newStandinWorld() World { return standinWorld{standin.NewHandler(standin.DefaultHosts())} }
+
+// httpbinSE declares httpbin.org on port 80 (HTTP), as the catalog's ServiceEntries do.
+const httpbinSE = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`
+
+// withVS is httpbinSE and a VirtualService for httpbin.org with the given http route (YAML
+// indented for `http:`).
+func withVS(httpRoutes string) string {
+	return httpbinSE + `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.org]
+  http:
+` + httpRoutes
+}
+
+// sendHTTP predicts curl http://httpbin.org<path> from sleep@default with the config.
+func sendHTTP(t *testing.T, config, path string, header ...string) (*Result, error) {
+	t.Helper()
+	h := http.Header{"User-Agent": {"curl/8.11.1"}}
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Add(header[i], header[i+1])
+	}
+	return Send(sidecarFor(t, config), Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: path, Headers: h}, newStandinWorld())
+}
+
+func mustSend(t *testing.T, config, path string, header ...string) *Result {
+	t.Helper()
+	res, err := sendHTTP(t, config, path, header...)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return res
+}
+
+func sidecarLog(t *testing.T, res *Result) outcome.LogEntry {
+	t.Helper()
+	l := res.Logs["sleep@default"]
+	if len(l) != 1 {
+		t.Fatalf("sidecar log: %d entries, want 1: %v", len(l), l)
+	}
+	return l[0]
+}
+
+func wantOOM(t *testing.T, config, path, need string) {
+	t.Helper()
+	_, err := sendHTTP(t, config, path)
+	var oom *outcome.OutOfModelError
+	if !errors.As(err, &oom) || !strings.Contains(err.Error(), need) {
+		t.Errorf("%s: %v, want out of model naming %q", path, err, need)
+	}
+}
+
+func checkLog(t *testing.T, e outcome.LogEntry, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if e[k] != v {
+			t.Errorf("log %s = %q, want %q (entry %v)", k, e[k], v, e)
+		}
+	}
+}
+
+// TestRouteDefaultIstioRouteIsModelled: Istio's default retry policy, decorator, timeout 0s and
+// attempt count on every route are modelled, not refused: the request reaches httpbin.
+func TestRouteDefaultIstioRouteIsModelled(t *testing.T) {
+	for name, cfg := range map[string]string{"ServiceEntry only": httpbinSE, "VirtualService": withVS("  - route:\n    - destination: {host: httpbin.org}\n")} {
+		res := mustSend(t, cfg, "/get")
+		if res.Response.Status != 200 || !strings.Contains(res.Response.Body, `"url": "http://httpbin.org/get"`) {
+			t.Errorf("%s: %d %q", name, res.Response.Status, res.Response.Body)
+		}
+		checkLog(t, sidecarLog(t, res), map[string]string{"response_flags": "-", "response_code_details": "via_upstream", "upstream_cluster": "outbound|80||httpbin.org"})
+	}
+}
+
+// TestRouteFaultAbort: a 100% abort is Envoy's local reply with the fault filter's body, flag FI
+// and details fault_filter_abort; a delay with it adds DI.
+func TestRouteFaultAbort(t *testing.T) {
+	res := mustSend(t, withVS(`  - fault:
+      abort: {httpStatus: 418, percentage: {value: 100}}
+    route:
+    - destination: {host: httpbin.org}
+`), "/get")
+	if r := res.Response; r.Status != 418 || r.Body != "fault filter abort" || r.Headers.Get("content-length") != "18" || r.Headers.Get("content-type") != "text/plain" {
+		t.Errorf("abort: %d %v %q", r.Status, r.Headers, r.Body)
+	}
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "418", "response_flags": "FI", "response_code_details": "fault_filter_abort", "upstream_cluster": "outbound|80||httpbin.org"})
+
+	res = mustSend(t, withVS(`  - fault:
+      delay: {fixedDelay: 1s, percentage: {value: 100}}
+      abort: {httpStatus: 503, percentage: {value: 100}}
+    route:
+    - destination: {host: httpbin.org}
+`), "/get")
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "503", "response_flags": "DI,FI"})
+}
+
+// TestRouteFaultDelay: a 100% delay leaves the outcome as it was, flagged DI; a partial fault is
+// out of model.
+func TestRouteFaultDelay(t *testing.T) {
+	res := mustSend(t, withVS(`  - fault:
+      delay: {fixedDelay: 2s, percentage: {value: 100}}
+    route:
+    - destination: {host: httpbin.org}
+`), "/get")
+	if res.Response.Status != 200 {
+		t.Errorf("delay: %d", res.Response.Status)
+	}
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "200", "response_flags": "DI", "response_code_details": "via_upstream"})
+	wantOOM(t, withVS(`  - fault:
+      abort: {httpStatus: 500, percentage: {value: 50}}
+    route:
+    - destination: {host: httpbin.org}
+`), "/get", "fault abort for 50% of requests")
+	wantOOM(t, withVS(`  - fault:
+      delay: {fixedDelay: 1s, percentage: {value: 0.5}}
+    route:
+    - destination: {host: httpbin.org}
+`), "/get", "fault delay for 0.5% of requests")
+}
+
+// TestRouteRedirect: the Location Envoy builds (scheme, host, port, path, query), the status
+// (301 by default) and details direct_response.
+func TestRouteRedirect(t *testing.T) {
+	for _, c := range []struct {
+		redirect, path, location string
+		status                   int
+	}{
+		{"{uri: /anything/moved}", "/old?a=1", "http://httpbin.org/anything/moved?a=1", 301},
+		{"{authority: www.httpbin.org, redirectCode: 302}", "/get", "http://www.httpbin.org/get", 302},
+		{"{scheme: https, port: 8443}", "/get?x=y", "https://httpbin.org:8443/get?x=y", 301},
+		{"{uri: '/new?fixed=1'}", "/old?a=1", "http://httpbin.org/new?fixed=1", 301},
+	} {
+		res := mustSend(t, withVS("  - redirect: "+c.redirect+"\n"), c.path)
+		r := res.Response
+		if r.Status != c.status || r.Headers.Get("Location") != c.location || r.Body != "" {
+			t.Errorf("%s %s: %d Location %q body %q, want %d %q", c.redirect, c.path, r.Status, r.Headers.Get("Location"), r.Body, c.status, c.location)
+		}
+		checkLog(t, sidecarLog(t, res), map[string]string{"response_code": strconv.Itoa(c.status), "response_code_details": "direct_response", "upstream_cluster": "-", "response_flags": "-"})
+	}
+}
+
+// TestRouteHeaders: VirtualService header set/add/remove, on the request (what httpbin echoes)
+// and on the response.
+func TestRouteHeaders(t *testing.T) {
+	res := mustSend(t, withVS(`  - headers:
+      request:
+        set: {x-set: one}
+        add: {x-added: two}
+        remove: [x-drop]
+      response:
+        set: {x-resp: three}
+        add: {content-type: extra}
+        remove: [x-egressconf-standin]
+    route:
+    - destination: {host: httpbin.org}
+`), "/headers", "X-Drop", "gone", "X-Added", "first", "X-Set", "old")
+	var echo struct {
+		Headers map[string][]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(res.Response.Body), &echo); err != nil {
+		t.Fatalf("%v: %s", err, res.Response.Body)
+	}
+	if got := echo.Headers["X-Set"]; len(got) != 1 || got[0] != "one" {
+		t.Errorf("X-Set echoed %v, want [one]", got)
+	}
+	if got := echo.Headers["X-Added"]; len(got) != 2 || got[1] != "two" {
+		t.Errorf("X-Added echoed %v, want [first two]", got)
+	}
+	if _, ok := echo.Headers["X-Drop"]; ok {
+		t.Errorf("X-Drop echoed, want removed")
+	}
+	h := res.Response.Headers
+	if h.Get("x-resp") != "three" || len(h.Values("Content-Type")) != 2 || h.Get(standin.HeaderStandin) != "" {
+		t.Errorf("response headers %v", h)
+	}
+}
+
+// TestApplyHeadersAppendActions: each append action, the deprecated append field, empty values
+// and the order of levels (later wins).
+func TestApplyHeadersAppendActions(t *testing.T) {
+	opt := func(k, v string, a core.HeaderValueOption_HeaderAppendAction) *core.HeaderValueOption {
+		return &core.HeaderValueOption{Header: &core.HeaderValue{Key: k, Value: v}, AppendAction: a}
+	}
+	h := http.Header{"A": {"1"}, "B": {"1"}, "C": {"1"}}
+	applyHeaders(h, []headerOps{
+		{add: []*core.HeaderValueOption{
+			opt("a", "2", core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
+			opt("b", "2", core.HeaderValueOption_ADD_IF_ABSENT),
+			opt("c", "2", core.HeaderValueOption_OVERWRITE_IF_EXISTS),
+			opt("d", "2", core.HeaderValueOption_OVERWRITE_IF_EXISTS),
+			opt("e", "2", core.HeaderValueOption_ADD_IF_ABSENT),
+			opt("f", "", core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
+			{Header: &core.HeaderValue{Key: "g", Value: "x"}, Append: wrapperspb.Bool(false)},
+		}},
+		{remove: []string{"g"}, add: []*core.HeaderValueOption{opt("g", "last", core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)}},
+	})
+	want := http.Header{"A": {"1", "2"}, "B": {"1"}, "C": {"2"}, "E": {"2"}, "G": {"last"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("got %v, want %v", h, want)
+	}
+}
+
+// TestRouteRewrite: prefix and regex rewrites change the path httpbin sees (its echoed url);
+// an authority rewrite changes the Host it sees.
+func TestRouteRewrite(t *testing.T) {
+	for _, c := range []struct{ route, path, url string }{
+		{"  - match: [{uri: {prefix: /old}}]\n    rewrite: {uri: /anything}\n    route:\n    - destination: {host: httpbin.org}\n", "/old/x?q=1", `"url": "http://httpbin.org/anything/x?q=1"`},
+		{"  - rewrite: {uriRegexRewrite: {match: ^/v1/(.*)$, rewrite: /anything/\\1}}\n    route:\n    - destination: {host: httpbin.org}\n", "/v1/abc", `"url": "http://httpbin.org/anything/abc"`},
+		{"  - rewrite: {authority: www.httpbin.org}\n    route:\n    - destination: {host: httpbin.org}\n", "/anything", `"url": "http://www.httpbin.org/anything"`},
+	} {
+		res := mustSend(t, withVS(c.route), c.path)
+		if res.Response.Status != 200 || !strings.Contains(res.Response.Body, c.url) {
+			t.Errorf("%s%s: %d %s, want %s", c.route, c.path, res.Response.Status, res.Response.Body, c.url)
+		}
+	}
+}
+
+// TestRouteTimeout: a route timeout shorter than httpbin's /delay/N is Envoy's 504 with flag UT;
+// a path whose delay is not known is out of model; a fast path is unchanged.
+func TestRouteTimeout(t *testing.T) {
+	cfg := withVS("  - timeout: 1s\n    route:\n    - destination: {host: httpbin.org}\n")
+	res := mustSend(t, cfg, "/delay/3")
+	if r := res.Response; r.Status != 504 || r.Body != "upstream request timeout" {
+		t.Errorf("timeout: %d %q", r.Status, r.Body)
+	}
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "504", "response_flags": "UT", "response_code_details": "upstream_response_timeout"})
+	if res := mustSend(t, cfg, "/get"); res.Response.Status != 200 {
+		t.Errorf("fast path under a timeout: %d", res.Response.Status)
+	}
+	wantOOM(t, cfg, "/drip?duration=5", "whose delay the model does not know")
+}
+
+// TestRouteRetries: a response retriable under the policy is retried; the same answer comes back
+// flagged URX. Without the status in retry_on it is not retried.
+func TestRouteRetries(t *testing.T) {
+	res := mustSend(t, withVS("  - retries: {attempts: 3, retryOn: 5xx}\n    route:\n    - destination: {host: httpbin.org}\n"), "/status/503")
+	if res.Response.Status != 503 {
+		t.Errorf("status %d", res.Response.Status)
+	}
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "503", "response_flags": "URX", "response_code_details": "via_upstream"})
+	if n := strings.Count(strings.Join(res.Trace, "\n"), "retried under retry_on"); n != 3 {
+		t.Errorf("%d retries traced, want 3:\n%s", n, strings.Join(res.Trace, "\n"))
+	}
+	res = mustSend(t, httpbinSE, "/status/503")
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_code": "503", "response_flags": "-"})
+}
+
+// TestRouteFeaturesOutOfModel: what the model does not apply is refused, naming the feature.
+func TestRouteFeaturesOutOfModel(t *testing.T) {
+	for _, c := range []struct{ route, need string }{
+		{"  - mirror: {host: httpbin.org}\n    route:\n    - destination: {host: httpbin.org}\n", "request mirroring"},
+		{"  - route:\n    - destination: {host: httpbin.org}\n      weight: 50\n    - destination: {host: www.httpbin.org}\n      weight: 50\n", "weighted routing over 2 clusters"},
+		{"  - corsPolicy: {allowOrigins: [{exact: 'https://a.example'}]}\n    route:\n    - destination: {host: httpbin.org}\n", "per-route configuration of HTTP filter envoy.filters.http.cors"},
+		{"  - headers: {request: {set: {x-id: '%REQ(x-request-id)%'}}}\n    route:\n    - destination: {host: httpbin.org}\n", "formatted value"},
+		{"  - retries: {attempts: 2, perTryTimeout: 1s}\n    route:\n    - destination: {host: httpbin.org}\n", "per-try timeout"},
+	} {
+		wantOOM(t, withVS(c.route), "/delay/2", c.need)
+	}
+}
