@@ -531,7 +531,7 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 	if err != nil {
 		return Response{}, "", "", err
 	}
-	up, err := clusterTLS(c, isGW && gw != nil)
+	up, err := clusterTLS(c, isGW && gw != nil && gw.Labels[tlsModeLabel] == "istio")
 	if err != nil {
 		return Response{}, "", "", err
 	}
@@ -662,7 +662,7 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 	if err != nil {
 		return Response{}, "", err
 	}
-	up, err := clusterTLS(c, isGW && gw != nil)
+	up, err := clusterTLS(c, isGW && gw != nil && gw.Labels[tlsModeLabel] == "istio")
 	if err != nil {
 		return Response{}, "", err
 	}
@@ -737,8 +737,13 @@ func parseClusterName(name string) (port int, subset, host string, ok bool) {
 	return port, parts[2], parts[3], true
 }
 
+// tlsModeLabel is the pod label Istio copies into endpoint metadata (tlsMode) for auto mTLS.
+const tlsModeLabel = "security.istio.io/tlsMode"
+
 // clusterTLS reads a cluster's upstream TLS: its transport socket or, with auto mTLS, the
-// transport_socket_matches entry for endpoints labelled tlsMode=istio (gateway pods are).
+// transport_socket_matches entry for endpoints labelled tlsMode=istio. Istio decides per endpoint
+// by the pod's security.istio.io/tlsMode label; gateway pods carry it only when their deployment
+// sets it (the gateway chart and gateway injection template do not).
 func clusterTLS(c *cluster.Cluster, istioEndpoint bool) (upstreamTLS, error) {
 	ts := c.GetTransportSocket()
 	if ts == nil && istioEndpoint {

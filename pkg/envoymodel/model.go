@@ -39,8 +39,11 @@ type Proxy struct {
 	// Identity is the proxy's SPIFFE identity, spiffe://cluster.local/ns/NS/sa/SA.
 	Identity string
 	// IP is the pod address.
-	IP  string
-	XDS *XDS
+	IP string
+	// Labels are the pod's labels: security.istio.io/tlsMode=istio is what makes Istio mark its
+	// endpoints for auto mTLS (the sidecar injection template sets it; the gateway chart does not).
+	Labels map[string]string
+	XDS    *XDS
 }
 
 // Request is what the application sends.

@@ -11,6 +11,10 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pilot/pkg/model"
@@ -316,5 +320,155 @@ func TestRouteFeaturesOutOfModel(t *testing.T) {
 		{"  - retries: {attempts: 2, perTryTimeout: 1s}\n    route:\n    - destination: {host: httpbin.org}\n", "per-try timeout"},
 	} {
 		wantOOM(t, withVS(c.route), "/delay/2", c.need)
+	}
+}
+
+// meshWorld is a sidecar sleep@default and one egress gateway, both configured by Istio's control
+// plane in process; external hosts answer as the stand-in does.
+type meshWorld struct {
+	standinWorld
+	gw *Proxy
+}
+
+const egressHost = "istio-egressgateway.istio-system.svc.cluster.local"
+
+func (w meshWorld) Gateway(host string, port int) (*Proxy, int, bool, error) {
+	if host != egressHost {
+		return nil, 0, false, nil
+	}
+	if port != 80 {
+		return nil, 0, true, errors.New("no such port")
+	}
+	return w.gw, 8080, true, nil
+}
+
+// meshFor generates the sidecar's and the gateway's xDS for config; gwLabels are the gateway
+// pod's labels.
+func meshFor(t *testing.T, config string, gwLabels map[string]string) (*Proxy, World) {
+	t.Helper()
+	for _, s := range istiolog.Scopes() {
+		s.SetOutputLevel(istiolog.NoneLevel)
+	}
+	m := mesh.DefaultMeshConfig()
+	m.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}
+	sel := map[string]string{"istio": "egressgateway", "app": "istio-egressgateway"}
+	const gwIP = "10.244.0.20"
+	objs := []runtime.Object{
+		&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "istio-egressgateway", Namespace: "istio-system", Labels: sel},
+			Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.50", Selector: sel,
+				Ports: []corev1.ServicePort{{Name: "http2", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}},
+		},
+		&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "istio-egressgateway-0", Namespace: "istio-system", Labels: gwLabels},
+			Spec:       corev1.PodSpec{ServiceAccountName: "istio-egressgateway", NodeName: "node"},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: gwIP, PodIPs: []corev1.PodIP{{IP: gwIP}},
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		},
+	}
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: config, KubernetesObjects: objs, MeshConfig: m})
+	proxy := func(typ model.NodeType, id, ns, ip, sa string, labels map[string]string) *XDS {
+		p := s.SetupProxy(&model.Proxy{Type: typ, ID: id + "." + ns, ConfigNamespace: ns, IPAddresses: []string{ip}, Labels: labels,
+			Metadata: &model.NodeMetadata{Namespace: ns, Labels: labels, IstioVersion: "1.31.0", ServiceAccount: sa, ClusterID: "Kubernetes"}})
+		l := s.Listeners(p)
+		return &XDS{Listeners: l, Clusters: s.Clusters(p), Routes: s.RoutesFromListeners(p, l)}
+	}
+	sleepLabels := map[string]string{"app": "sleep", "security.istio.io/tlsMode": "istio"}
+	client := &Proxy{Ref: "sleep@default", Identity: "spiffe://cluster.local/ns/default/sa/sleep", IP: "10.244.0.10", Labels: sleepLabels,
+		XDS: proxy(model.SidecarProxy, "sleep-0", "default", "10.244.0.10", "sleep", sleepLabels)}
+	gw := &Proxy{Ref: "istio-egressgateway@istio-system", Gateway: true, IP: gwIP, Labels: gwLabels,
+		Identity: "spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway",
+		XDS:      proxy(model.Router, "istio-egressgateway-0", "istio-system", gwIP, "istio-egressgateway", gwLabels)}
+	return client, meshWorld{standinWorld{standin.NewHandler(standin.DefaultHosts())}, gw}
+}
+
+// viaGateway sends httpbin.org through the egress gateway, whose server on 80 is ISTIO_MUTUAL for
+// any SNI; the DestinationRule to the gateway has a subset with the traffic policy drTLS ("": none).
+func viaGateway(drTLS string) string { return viaGatewayHosts(drTLS, "'*'") }
+
+// viaGatewayHosts is viaGateway with the gateway server's hosts.
+func viaGatewayHosts(drTLS, serverHosts string) string {
+	return httpbinSE + `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: https, protocol: HTTPS}
+    hosts: [` + serverHosts + `]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway, namespace: istio-system}
+spec:
+  host: ` + egressHost + `
+  subsets:
+  - name: httpbin
+` + drTLS + `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin-egress, namespace: istio-system}
+spec:
+  hosts: [httpbin.org]
+  gateways: [egress, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route:
+    - destination: {host: ` + egressHost + `, subset: httpbin, port: {number: 80}}
+  - match: [{gateways: [egress], port: 80}]
+    route:
+    - destination: {host: httpbin.org, port: {number: 80}}
+`
+}
+
+// TestAutoMTLSFollowsTheGatewayPodLabel: auto mTLS to a gateway holds only for a pod labelled
+// security.istio.io/tlsMode=istio (the gateway chart does not set it); without the label and
+// without a TLS mode in the DestinationRule the sidecar sends plaintext, which the ISTIO_MUTUAL
+// server does not accept. An explicit ISTIO_MUTUAL works either way.
+func TestAutoMTLSFollowsTheGatewayPodLabel(t *testing.T) {
+	chart := map[string]string{"istio": "egressgateway", "app": "istio-egressgateway"}
+	labelled := map[string]string{"istio": "egressgateway", "app": "istio-egressgateway", "security.istio.io/tlsMode": "istio"}
+	explicit := "    trafficPolicy: {tls: {mode: ISTIO_MUTUAL, sni: httpbin.org}}\n"
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		tls    string
+		status int
+		flags  string
+	}{
+		{"chart labels, no TLS mode", chart, "", 503, "UC"},
+		{"tlsMode label, no TLS mode", labelled, "", 200, "-"},
+		{"chart labels, ISTIO_MUTUAL", chart, explicit, 200, "-"},
+	} {
+		client, world := meshFor(t, viaGateway(c.tls), c.labels)
+		res, err := Send(client, Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: "/get", Headers: http.Header{}}, world)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.Response.Status != c.status {
+			t.Errorf("%s: %d, want %d\n%s", c.name, res.Response.Status, c.status, strings.Join(res.Trace, "\n"))
+		}
+		checkLog(t, sidecarLog(t, res), map[string]string{"response_flags": c.flags, "upstream_cluster": "outbound|80|httpbin|" + egressHost})
+	}
+}
+
+// TestDefaultRetryOfAFailedHandshake: Istio's default retry policy (connect-failure, 2 retries)
+// retries an mTLS handshake the gateway refuses (auto mTLS SNI outbound_.80_..., a server only for
+// httpbin.org): three connections reach the gateway, and the sidecar's 503 is flagged UF,URX.
+func TestDefaultRetryOfAFailedHandshake(t *testing.T) {
+	labelled := map[string]string{"istio": "egressgateway", "app": "istio-egressgateway", "security.istio.io/tlsMode": "istio"}
+	client, world := meshFor(t, viaGatewayHosts("", "httpbin.org"), labelled)
+	res, err := Send(client, Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: "/get", Headers: http.Header{}}, world)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Response.Status != 503 {
+		t.Errorf("status %d", res.Response.Status)
+	}
+	checkLog(t, sidecarLog(t, res), map[string]string{"response_flags": "UF,URX", "response_code_details": "upstream_reset_before_response_started{connection_failure}"})
+	if n := len(res.Logs["istio-egressgateway@istio-system"]); n != 3 {
+		t.Errorf("gateway log entries: %d, want 3 (one per attempt)", n)
 	}
 }
