@@ -191,6 +191,9 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 		resp, _, err := h.tcpChain(p, l, fc, r.ClusterMatched, stream{req: req}, down)
 		return resp, err
 	}
+	if err := checkHTTPFilters(p.Ref, hcm); err != nil {
+		return Response{}, err
+	}
 	filters, err := rbac.FiltersForChain(l, fc)
 	if err != nil {
 		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
@@ -411,6 +414,30 @@ func (h *hop) leadsToGateway(name string) (bool, error) {
 	return isGW, err
 }
 
+// modelledHTTPFilters are the HTTP filters whose effect on a request the model knows: Istio's
+// telemetry and protocol filters change no outcome; CORS acts only with a policy (refused per
+// route); fault and RBAC are modelled; the router is the route action.
+var modelledHTTPFilters = map[string]bool{
+	"istio.metadata_exchange": true, "istio.alpn": true, "istio.stats": true, "istio_authn": true,
+	"envoy.filters.http.grpc_stats": true, "envoy.filters.http.cors": true, "envoy.filters.http.fault": true,
+	"envoy.filters.http.rbac": true, "envoy.filters.http.router": true,
+}
+
+// checkHTTPFilters refuses connection managers with filters or local-reply rewriting the model
+// does not apply (an EnvoyFilter's Lua or rate limit, ext_authz of a CUSTOM policy, JWT
+// authentication, Wasm plugins, ...).
+func checkHTTPFilters(where string, hcm *hcmv3.HttpConnectionManager) error {
+	for _, f := range hcm.GetHttpFilters() {
+		if !modelledHTTPFilters[f.GetName()] {
+			return OutOfModel("HTTP filter %s on %s", f.GetName(), where)
+		}
+	}
+	if hcm.GetLocalReplyConfig() != nil {
+		return OutOfModel("local_reply_config (rewritten local replies) on %s", where)
+	}
+	return nil
+}
+
 func filterIndex(hcm *hcmv3.HttpConnectionManager, name string) int {
 	for i, f := range hcm.GetHttpFilters() {
 		if f.GetName() == name {
@@ -559,6 +586,9 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 		}
 		return resp, "-", "via_upstream", nil
 	}
+	if err := notMeshService(p, host); err != nil {
+		return Response{}, "", "", err
+	}
 	if up.mtls {
 		return Response{}, "", "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
@@ -691,6 +721,9 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 		}
 		return resp, "-", nil
 	}
+	if err := notMeshService(p, host); err != nil {
+		return Response{}, "", err
+	}
 	if up.mtls {
 		return Response{}, "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
@@ -785,8 +818,23 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// external sends a request out of the mesh and records it in the trace.
+// notMeshService refuses a cluster of an in-mesh Service that is not a gateway: the model forwards
+// only to gateways and to external hosts (a mesh workload's sidecar, its Service's targetPort and
+// its answer are not modelled).
+func notMeshService(p *Proxy, host string) error {
+	if strings.HasSuffix(host, ".svc.cluster.local") {
+		return OutOfModel("in-mesh Service %s from %s: the model forwards only to gateways and external hosts", host, p.Ref)
+	}
+	return nil
+}
+
+// external sends a request out of the mesh and records it in the trace. External hosts answer
+// plain HTTP on 80 and TLS on 443 (the stand-in's two behaviours); any other pairing is out of
+// model.
 func (h *hop) external(req ExternalRequest) (Response, error) {
+	if (req.Scheme == "http" && req.Port != 80) || (req.Scheme == "https" && req.Port != 443) {
+		return Response{}, OutOfModel("%s to port %d of external host %s: external hosts answer http on 80 and https on 443", req.Scheme, req.Port, req.Host)
+	}
 	resp, err := h.world.External(req)
 	h.res.tracef("external %s://%s:%d sni=%q %s %s -> %d (err=%v)", req.Scheme, req.Host, req.Port, req.SNI, req.Method, req.Path, resp.Status, err)
 	return resp, err
