@@ -592,7 +592,7 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 	if up.mtls {
 		return Response{}, "", "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
-	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: port, Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
+	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: endpointPort(c, port), Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
 	if up.simple {
 		ext.Scheme = "https"
 		ext.SNI = up.sni
@@ -640,7 +640,14 @@ func (h *hop) tcpChain(p *Proxy, l *listener.Listener, fc *listener.FilterChain,
 	if !p.Gateway {
 		entry["requested_server_name"] = orDash(s.sni)
 	}
-	if tp, err := extractTCPProxy(fc); err == nil && tp != nil && clusterName == "" {
+	tp, err := extractTCPProxy(fc)
+	if err != nil {
+		return Response{}, false, err
+	}
+	if n := len(tp.GetWeightedClusters().GetClusters()); n > 1 {
+		return Response{}, false, OutOfModel("TCP proxy weighted over %d clusters on %s", n, p.Ref)
+	}
+	if tp != nil && clusterName == "" {
 		clusterName = tp.GetCluster()
 	}
 	filters, err := rbac.FiltersForChain(l, fc)
@@ -731,12 +738,12 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 		if s.tls {
 			return Response{}, "", OutOfModel("TLS originated over the application's own TLS on %s", p.Ref)
 		}
-		ext := streamToExternal(s, port)
+		ext := streamToExternal(s, endpointPort(c, port))
 		ext.Scheme, ext.SNI = "https", orDefault(up.sni, host)
 		resp, err := h.external(ext)
 		return resp, "-", err
 	}
-	resp, err := h.external(streamToExternal(s, port))
+	resp, err := h.external(streamToExternal(s, endpointPort(c, port)))
 	return resp, "-", err
 }
 
@@ -746,6 +753,26 @@ func streamToExternal(s stream, port int) ExternalRequest {
 		e.Scheme, e.SNI, e.Host = "https", s.sni, s.req.Host
 	}
 	return e
+}
+
+// endpointPort is the port Envoy connects to for a cluster: the port of its inline endpoints (a
+// DNS ServiceEntry's, where an endpoint or targetPort may differ from the Service port), else
+// the Service port of its name.
+func endpointPort(c *cluster.Cluster, servicePort int) int {
+	port := 0
+	for _, le := range c.GetLoadAssignment().GetEndpoints() {
+		for _, e := range le.GetLbEndpoints() {
+			p := int(e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue())
+			if p == 0 || (port != 0 && p != port) {
+				return servicePort
+			}
+			port = p
+		}
+	}
+	if port == 0 {
+		return servicePort
+	}
+	return port
 }
 
 func findCluster(p *Proxy, name string) *cluster.Cluster {

@@ -472,3 +472,82 @@ func TestDefaultRetryOfAFailedHandshake(t *testing.T) {
 		t.Errorf("gateway log entries: %d, want 3 (one per attempt)", n)
 	}
 }
+
+// TestSidecarTLSOrigination: a DestinationRule SIMPLE on the port the sidecar connects to makes
+// it originate TLS (httpbin reports https); the port is the cluster's endpoint port (the
+// ServiceEntry's targetPort), and TLS toward an external port that speaks plain HTTP is out of
+// model.
+func TestSidecarTLSOrigination(t *testing.T) {
+	dr := func(port int) string {
+		return `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin-tls, namespace: default}
+spec:
+  host: httpbin.org
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: ` + strconv.Itoa(port) + `}
+      tls: {mode: SIMPLE}
+`
+	}
+	twoPorts := `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.org]
+  http:
+  - match: [{port: 80}]
+    route:
+    - destination: {host: httpbin.org, port: {number: 443}}
+`
+	targetPort := `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443}]
+  resolution: DNS
+`
+	for name, cfg := range map[string]string{"VirtualService 80 to 443": twoPorts + dr(443), "ServiceEntry targetPort 443": targetPort + dr(80)} {
+		res := mustSend(t, cfg, "/anything")
+		if res.Response.Status != 200 || !strings.Contains(res.Response.Body, `"url": "https://httpbin.org/anything"`) {
+			t.Errorf("%s: %d %s", name, res.Response.Status, res.Response.Body)
+		}
+	}
+	wantOOM(t, httpbinSE+dr(80), "/anything", "https to port 80 of external host httpbin.org")
+	wantOOM(t, targetPort, "/anything", "http to port 443 of external host httpbin.org")
+}
+
+// TestFiltersTheModelDoesNotApplyAreOutOfModel: an EnvoyFilter's Lua filter in the sidecar's
+// connection manager makes every HTTP request through it out of model.
+func TestFiltersTheModelDoesNotApplyAreOutOfModel(t *testing.T) {
+	wantOOM(t, httpbinSE+`---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: lua, namespace: default}
+spec:
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match:
+      context: SIDECAR_OUTBOUND
+      listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager, subFilter: {name: envoy.filters.http.router}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.lua
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+          default_source_code: {inline_string: "function envoy_on_request(h) end"}
+`, "/get", "HTTP filter envoy.filters.http.lua on sleep@default")
+}
