@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -315,6 +316,7 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 			}
 		}
 		up.Headers = cloneHeader(up.Headers)
+		decorate(l, hcm, rt, up.Headers)
 		applyHeaders(up.Headers, beh.request)
 		resp, rflags, details, err := h.routeToCluster(p, name, up, beh, rt)
 		if err != nil {
@@ -401,6 +403,26 @@ func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehav
 			resp.Headers.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
 		}
 		return resp, flags, details, nil
+	}
+}
+
+// decorate sets or removes x-envoy-decorator-operation as the connection manager does before its
+// filters run (ConnectionManagerImpl::ActiveStream::traceRequest): with tracing configured, a span
+// is started even without a tracing provider (Envoy's NullTracer returns a NullSpan), and then an
+// egress manager (an OUTBOUND listener: Istio's sidecar outbound and gateway listeners) sends the
+// route decorator's operation upstream unless propagate is false, while an ingress manager removes
+// the header it received.
+func decorate(l *listener.Listener, hcm *hcmv3.HttpConnectionManager, rt *route.Route, h http.Header) {
+	if hcm.GetTracing() == nil {
+		return
+	}
+	if l.GetTrafficDirection() != corev3.TrafficDirection_OUTBOUND {
+		h.Del("X-Envoy-Decorator-Operation")
+		return
+	}
+	d := rt.GetDecorator()
+	if d.GetOperation() != "" && (d.GetPropagate() == nil || d.GetPropagate().GetValue()) {
+		h.Set("X-Envoy-Decorator-Operation", d.GetOperation())
 	}
 }
 

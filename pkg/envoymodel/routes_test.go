@@ -551,3 +551,13 @@ spec:
           default_source_code: {inline_string: "function envoy_on_request(h) end"}
 `, "/get", "HTTP filter envoy.filters.http.lua on sleep@default")
 }
+
+// TestDecoratorOperationReachesTheHost: Istio's route decorator is sent upstream by the sidecar's
+// outbound (egress) connection manager, which has tracing configured: httpbin echoes it.
+func TestDecoratorOperationReachesTheHost(t *testing.T) {
+	res := mustSend(t, httpbinSE, "/headers")
+	if !strings.Contains(res.Response.Body, `"X-Envoy-Decorator-Operation": [
+      "httpbin.org:80/*"`) {
+		t.Errorf("echo lacks the decorator operation: %s", res.Response.Body)
+	}
+}
