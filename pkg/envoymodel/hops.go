@@ -310,6 +310,13 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 		if err != nil {
 			return Response{}, err
 		}
+		// The router rewrites the downstream request's headers in place, so this proxy's access
+		// log shows the new authority, and the new path when no x-envoy-original-path keeps the
+		// old one (Istio's format: %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%).
+		entry["authority"] = hostHeader(up)
+		if up.Headers.Get("X-Envoy-Original-Path") == "" {
+			entry["path"] = up.Path
+		}
 		if up.Path != req.Path {
 			if gw, err := h.leadsToGateway(name); err != nil || gw {
 				return Response{}, OutOfModel("a path rewrite on %s before a gateway: the path its access log shows depends on how it treats x-envoy-original-path", p.Ref)

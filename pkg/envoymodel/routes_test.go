@@ -277,6 +277,12 @@ func TestRouteRewrite(t *testing.T) {
 		if res.Response.Status != 200 || !strings.Contains(res.Response.Body, c.url) {
 			t.Errorf("%s%s: %d %s, want %s", c.route, c.path, res.Response.Status, res.Response.Body, c.url)
 		}
+		// The sidecar logs the original path (x-envoy-original-path) and the authority it sent.
+		authority := "httpbin.org"
+		if strings.Contains(c.url, "www.") {
+			authority = "www.httpbin.org"
+		}
+		checkLog(t, sidecarLog(t, res), map[string]string{"path": c.path, "authority": authority})
 	}
 }
 
