@@ -369,8 +369,9 @@ func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehav
 		switch {
 		case !known:
 			return Response{}, "", "", OutOfModel("route timeout %s on %s and an upstream (%s) whose delay the model does not know", beh.timeout, p.Ref, req.Path)
-		case delay > 0 && gw:
-			return Response{}, "", "", OutOfModel("route timeout %s on %s and a delaying upstream behind a gateway", beh.timeout, p.Ref)
+		case delay >= beh.timeout && gw:
+			// The gateway would see its downstream go away mid-request: its log is not modelled.
+			return Response{}, "", "", OutOfModel("route timeout %s on %s before a gateway whose upstream answers after %s", beh.timeout, p.Ref, delay)
 		case delay == beh.timeout:
 			return Response{}, "", "", OutOfModel("route timeout %s on %s races an upstream that answers after %s", beh.timeout, p.Ref, delay)
 		case delay > beh.timeout:
