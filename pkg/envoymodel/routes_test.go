@@ -567,3 +567,35 @@ func TestDecoratorOperationReachesTheHost(t *testing.T) {
 		t.Errorf("echo lacks the decorator operation: %s", res.Response.Body)
 	}
 }
+
+// TestGatewayRouteBehaviour: the gateway's own routes are read the same way: its route timeout
+// answers 504 (UT in its log), which the sidecar passes on as the upstream's answer; its fault
+// abort likewise.
+func TestGatewayRouteBehaviour(t *testing.T) {
+	chart := map[string]string{"istio": "egressgateway", "app": "istio-egressgateway"}
+	explicit := "    trafficPolicy: {tls: {mode: ISTIO_MUTUAL, sni: httpbin.org}}\n"
+	gatewayRoute := "  - match: [{gateways: [egress], port: 80}]\n"
+	for _, c := range []struct {
+		extra, path, gwFlags, details string
+		status                        int
+	}{
+		{"    timeout: 1s\n", "/delay/3", "UT", "upstream_response_timeout", 504},
+		{"    fault: {abort: {httpStatus: 429, percentage: {value: 100}}}\n", "/get", "FI", "fault_filter_abort", 429},
+	} {
+		cfg := strings.Replace(viaGateway(explicit), gatewayRoute, gatewayRoute+c.extra, 1)
+		client, world := meshFor(t, cfg, chart)
+		res, err := Send(client, Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: c.path, Headers: http.Header{}}, world)
+		if err != nil {
+			t.Fatalf("%s: %v", c.extra, err)
+		}
+		if res.Response.Status != c.status {
+			t.Errorf("%s: %d, want %d", c.extra, res.Response.Status, c.status)
+		}
+		checkLog(t, sidecarLog(t, res), map[string]string{"response_flags": "-", "response_code_details": "via_upstream"})
+		gw := res.Logs["istio-egressgateway@istio-system"]
+		if len(gw) != 1 {
+			t.Fatalf("%s: gateway log %v", c.extra, gw)
+		}
+		checkLog(t, gw[0], map[string]string{"response_flags": c.gwFlags, "response_code_details": c.details, "response_code": strconv.Itoa(c.status)})
+	}
+}
