@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -400,6 +401,9 @@ func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehav
 			return Response{}, "", "", err
 		}
 		if again && attempt <= retries {
+			if beh.timeout > 0 && delay > 0 && delay*time.Duration(attempt+1) >= beh.timeout {
+				return Response{}, "", "", OutOfModel("retries under route timeout %s on %s with an upstream that answers after %s", beh.timeout, p.Ref, delay)
+			}
 			h.res.tracef("%s: attempt %d retried under retry_on %q", p.Ref, attempt, beh.retry.GetRetryOn())
 			continue
 		}
