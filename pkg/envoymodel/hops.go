@@ -325,6 +325,11 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 		}
 		up.Headers = cloneHeader(up.Headers)
 		decorate(l, hcm, rt, up.Headers)
+		// The router sets the attempt count before the route's header mutations (and again on
+		// each retry, in routeToCluster).
+		if beh.attemptCountInRequest {
+			up.Headers.Set("X-Envoy-Attempt-Count", "1")
+		}
 		applyHeaders(up.Headers, beh.request)
 		resp, rflags, details, err := h.routeToCluster(p, name, up, beh, rt)
 		if err != nil {
@@ -389,6 +394,10 @@ func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehav
 		}
 	}
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 && beh.attemptCountInRequest {
+			req.Headers = cloneHeader(req.Headers)
+			req.Headers.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
+		}
 		resp, flags, details, err := h.clusterHTTP(p, name, req)
 		if err != nil {
 			return Response{}, "", "", err

@@ -41,8 +41,10 @@ type routeBehaviour struct {
 	retry             *route.RetryPolicy
 	// timeout is the route timeout (0: disabled); Envoy's default without the field is 15s.
 	timeout time.Duration
-	// attemptCountInResponse: the virtual host's include_attempt_count_in_response.
-	attemptCountInResponse bool
+	// attemptCountInRequest/Response: the virtual host's include_request_attempt_count (Istio sets
+	// it) and include_attempt_count_in_response: x-envoy-attempt-count on the upstream request or
+	// the downstream response.
+	attemptCountInRequest, attemptCountInResponse bool
 	// clusterNotFound is the status for a cluster missing from CDS.
 	clusterNotFound int
 }
@@ -137,6 +139,7 @@ func readRoute(where string, rc routeContext) (*routeBehaviour, error) {
 		return nil, oom("require_tls %s", vh.GetRequireTls())
 	}
 	b.attemptCountInResponse = vh.GetIncludeAttemptCountInResponse()
+	b.attemptCountInRequest = vh.GetIncludeRequestAttemptCount()
 	b.retry = vh.GetRetryPolicy()
 
 	// Route level.

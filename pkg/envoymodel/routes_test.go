@@ -559,12 +559,16 @@ spec:
 }
 
 // TestDecoratorOperationReachesTheHost: Istio's route decorator is sent upstream by the sidecar's
-// outbound (egress) connection manager, which has tracing configured: httpbin echoes it.
+// outbound (egress) connection manager, which has tracing configured, and so is the attempt count
+// (Istio's include_request_attempt_count): httpbin echoes both.
 func TestDecoratorOperationReachesTheHost(t *testing.T) {
 	res := mustSend(t, httpbinSE, "/headers")
-	if !strings.Contains(res.Response.Body, `"X-Envoy-Decorator-Operation": [
-      "httpbin.org:80/*"`) {
-		t.Errorf("echo lacks the decorator operation: %s", res.Response.Body)
+	for _, want := range []string{`"X-Envoy-Decorator-Operation": [
+      "httpbin.org:80/*"`, `"X-Envoy-Attempt-Count": [
+      "1"`} {
+		if !strings.Contains(res.Response.Body, want) {
+			t.Errorf("echo lacks %s: %s", want, res.Response.Body)
+		}
 	}
 }
 
