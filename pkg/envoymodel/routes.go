@@ -345,15 +345,18 @@ func headerValue(o *core.HeaderValueOption) string {
 	return o.GetHeader().GetValue()
 }
 
-// applyHeaders applies header mutations as Envoy's HeaderParser does: at each level removals
-// first, then additions by append action (the deprecated append field, when set, wins: true is
-// APPEND_IF_EXISTS_OR_ADD, false OVERWRITE_IF_EXISTS_OR_ADD); empty values are skipped unless
-// keep_empty_value.
+// applyHeaders applies header mutations as Envoy's HeaderParser::evaluateHeaders does, level by
+// level: removals first; then every addition is decided against the headers as they are after the
+// removals (append action; the deprecated append field, when set, wins: true is
+// APPEND_IF_EXISTS_OR_ADD, false OVERWRITE_IF_EXISTS_OR_ADD; empty values are skipped unless
+// keep_empty_value); then all overwrites are set, then all appends added.
 func applyHeaders(h http.Header, levels []headerOps) {
+	type kv struct{ name, value string }
 	for _, l := range levels {
 		for _, name := range l.remove {
 			h.Del(name)
 		}
+		var overwrite, add []kv
 		for _, o := range l.add {
 			name, value := o.GetHeader().GetKey(), headerValue(o)
 			if value == "" && !o.GetKeepEmptyValue() {
@@ -369,18 +372,24 @@ func applyHeaders(h http.Header, levels []headerOps) {
 			_, exists := h[http.CanonicalHeaderKey(name)]
 			switch action {
 			case core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
-				h.Add(name, value)
+				add = append(add, kv{name, value})
 			case core.HeaderValueOption_ADD_IF_ABSENT:
 				if !exists {
-					h.Set(name, value)
+					add = append(add, kv{name, value})
 				}
-			case core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
-				h.Set(name, value)
 			case core.HeaderValueOption_OVERWRITE_IF_EXISTS:
 				if exists {
-					h.Set(name, value)
+					overwrite = append(overwrite, kv{name, value})
 				}
+			case core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+				overwrite = append(overwrite, kv{name, value})
 			}
+		}
+		for _, o := range overwrite {
+			h.Set(o.name, o.value)
+		}
+		for _, a := range add {
+			h.Add(a.name, a.value)
 		}
 	}
 }

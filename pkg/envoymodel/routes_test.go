@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -240,8 +242,9 @@ func TestRouteHeaders(t *testing.T) {
 	}
 }
 
-// TestApplyHeadersAppendActions: each append action, the deprecated append field, empty values
-// and the order of levels (later wins).
+// TestApplyHeadersAppendActions: each append action, the deprecated append field, empty values,
+// additions decided against the headers before the level's own additions, overwrites before
+// appends, and the order of levels (later wins).
 func TestApplyHeadersAppendActions(t *testing.T) {
 	opt := func(k, v string, a core.HeaderValueOption_HeaderAppendAction) *core.HeaderValueOption {
 		return &core.HeaderValueOption{Header: &core.HeaderValue{Key: k, Value: v}, AppendAction: a}
@@ -257,9 +260,17 @@ func TestApplyHeadersAppendActions(t *testing.T) {
 			opt("f", "", core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
 			{Header: &core.HeaderValue{Key: "g", Value: "x"}, Append: wrapperspb.Bool(false)},
 		}},
-		{remove: []string{"g"}, add: []*core.HeaderValueOption{opt("g", "last", core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)}},
+		{remove: []string{"g"}, add: []*core.HeaderValueOption{
+			opt("g", "last", core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+			// Decided against the headers before this level's additions: h is absent, so both
+			// ADD_IF_ABSENT entries are added; overwrites are set before appends.
+			opt("h", "1", core.HeaderValueOption_ADD_IF_ABSENT),
+			opt("h", "2", core.HeaderValueOption_ADD_IF_ABSENT),
+			opt("i", "appended", core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD),
+			opt("i", "set", core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
+		}},
 	})
-	want := http.Header{"A": {"1", "2"}, "B": {"1"}, "C": {"2"}, "E": {"2"}, "G": {"last"}}
+	want := http.Header{"A": {"1", "2"}, "B": {"1"}, "C": {"2"}, "E": {"2"}, "G": {"last"}, "H": {"1", "2"}, "I": {"set", "appended"}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got %v, want %v", h, want)
 	}
@@ -601,5 +612,38 @@ func TestGatewayRouteBehaviour(t *testing.T) {
 			t.Fatalf("%s: gateway log %v", c.extra, gw)
 		}
 		checkLog(t, gw[0], map[string]string{"response_flags": c.gwFlags, "response_code_details": c.details, "response_code": strconv.Itoa(c.status)})
+	}
+}
+
+// TestHeaderLevelsOrder: the same header set at route, virtual host and route configuration: by
+// default the route configuration's value wins (Envoy evaluates the least specific level last);
+// with most_specific_header_mutations_wins the route's does.
+func TestHeaderLevelsOrder(t *testing.T) {
+	set := func(v string) []*core.HeaderValueOption {
+		return []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "x-level", Value: v}, AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}}
+	}
+	for _, mostSpecific := range []bool{false, true} {
+		rt := &route.Route{RequestHeadersToAdd: set("route"), ResponseHeadersToAdd: set("route"),
+			Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "c"}}}}
+		vh := &route.VirtualHost{RequestHeadersToAdd: set("vhost"), ResponseHeadersToAdd: set("vhost")}
+		rc := &route.RouteConfiguration{RequestHeadersToAdd: set("config"), ResponseHeadersToAdd: set("config"), MostSpecificHeaderMutationsWins: mostSpecific}
+		b, err := readRoute("test", routeContext{rc: rc, vh: vh, rt: rt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "config"
+		if mostSpecific {
+			want = "route"
+		}
+		for name, levels := range map[string][]headerOps{"request": b.request, "response": b.response} {
+			h := http.Header{}
+			applyHeaders(h, levels)
+			if got := h.Get("x-level"); got != want {
+				t.Errorf("most_specific_header_mutations_wins=%v, %s: %q, want %q", mostSpecific, name, got, want)
+			}
+		}
+		if b.timeout != 15*time.Second {
+			t.Errorf("a route without timeout: %s, want Envoy's default 15s", b.timeout)
+		}
 	}
 }
