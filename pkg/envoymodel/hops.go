@@ -362,6 +362,9 @@ func deref(r *Response) Response {
 // routeToCluster forwards the request under the route's timeout and retry policy.
 func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehaviour, rt *route.Route) (Response, string, string, error) {
 	delay, known := upstreamDelay(req.Path)
+	if dr, ok := h.world.(ExternalDelays); ok {
+		delay, known = dr.ExternalDelay(ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: req.Port, Method: req.Method, Path: req.Path, Header: req.Headers})
+	}
 	gw, err := h.leadsToGateway(name)
 	if err != nil {
 		return Response{}, "", "", err

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -94,6 +95,14 @@ type World interface {
 	Gateway(host string, port int) (p *Proxy, targetPort int, ok bool, err error)
 	// External answers a request to a host outside the mesh.
 	External(req ExternalRequest) (Response, error)
+}
+
+// ExternalDelays is implemented by a World that knows how long an external host takes to answer a
+// request (stand-in hosts that declare a delay): ok=false when it cannot know. A World without it
+// is taken to answer at once, except httpbin's /delay/N (N seconds) and paths that stream, whose
+// time is unknown; route timeouts are decided on that.
+type ExternalDelays interface {
+	ExternalDelay(req ExternalRequest) (d time.Duration, ok bool)
 }
 
 // Result is the prediction for one request.

@@ -647,3 +647,40 @@ func TestHeaderLevelsOrder(t *testing.T) {
 		}
 	}
 }
+
+// slowWorld declares that every external answer takes delay (ok=false: unknown) and counts calls.
+type slowWorld struct {
+	standinWorld
+	delay time.Duration
+	known bool
+	calls *int
+}
+
+func (w slowWorld) ExternalDelay(ExternalRequest) (time.Duration, bool) { return w.delay, w.known }
+func (w slowWorld) External(req ExternalRequest) (Response, error) {
+	*w.calls++
+	return w.standinWorld.External(req)
+}
+
+// TestRouteTimeoutUsesDeclaredDelays: a World that declares its hosts' delays decides the route
+// timeout (the host is not called when Envoy gives up first); an unknown delay is out of model.
+func TestRouteTimeoutUsesDeclaredDelays(t *testing.T) {
+	cfg := withVS("  - timeout: 1s\n    route:\n    - destination: {host: httpbin.org}\n")
+	for _, c := range []struct {
+		delay  time.Duration
+		known  bool
+		status int
+		calls  int
+	}{{3 * time.Second, true, 504, 0}, {500 * time.Millisecond, true, 200, 1}, {0, false, 0, 0}} {
+		calls := 0
+		w := slowWorld{standinWorld{standin.NewHandler(standin.DefaultHosts())}, c.delay, c.known, &calls}
+		res, err := Send(sidecarFor(t, cfg), Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: "/get", Headers: http.Header{}}, w)
+		var oom *outcome.OutOfModelError
+		switch {
+		case !c.known && !errors.As(err, &oom):
+			t.Errorf("unknown delay: %v, want out of model", err)
+		case c.known && (err != nil || res.Response.Status != c.status || calls != c.calls):
+			t.Errorf("delay %s: %v, calls %d, want %d and %d calls", c.delay, err, calls, c.status, c.calls)
+		}
+	}
+}
