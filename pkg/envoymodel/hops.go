@@ -6,10 +6,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -70,6 +73,9 @@ type stream struct {
 type hop struct {
 	world World
 	res   *Result
+	// timeoutAbove: a proxy earlier on the path waits for this hop under a route timeout, so a
+	// delay here could end the exchange there.
+	timeoutAbove bool
 }
 
 // simulate runs Istio's simulation on one proxy, recovering from its test-only failure paths.
@@ -187,16 +193,57 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 		resp, _, err := h.tcpChain(p, l, fc, r.ClusterMatched, stream{req: req}, down)
 		return resp, err
 	}
-	// HTTP RBAC runs before the router.
+	if err := checkHTTPFilters(p.Ref, hcm); err != nil {
+		return Response{}, err
+	}
 	filters, err := rbac.FiltersForChain(l, fc)
 	if err != nil {
 		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
 	}
-	rt := h.findRoute(p, hcm, r)
+	rc := h.findRoute(p, hcm, r)
+	rt := rc.rt
 	routeCluster := "-"
 	if rt != nil && rt.GetRoute() != nil {
 		routeCluster = orDash(rt.GetRoute().GetCluster())
 	}
+	var beh *routeBehaviour
+	if rt != nil {
+		if beh, err = readRoute(p.Ref, rc); err != nil {
+			return Response{}, err
+		}
+	}
+	flags := "-"
+	// The fault filter and the RBAC filters run in the order of the connection manager's filters.
+	faultStep := func() (*Response, error) {
+		if beh == nil || beh.fault == nil {
+			return nil, nil
+		}
+		if filterIndex(hcm, faultFilter) < 0 {
+			return nil, OutOfModel("fault configuration on a route of %s, whose connection manager has no fault filter", p.Ref)
+		}
+		if beh.fault.delay > 0 {
+			if h.timeoutAbove {
+				return nil, OutOfModel("a fault delay on %s under a route timeout of the proxy before it", p.Ref)
+			}
+			h.res.tracef("%s: fault delay %s", p.Ref, beh.fault.delay)
+			flags = addFlag(flags, "DI")
+		}
+		if beh.fault.abortStatus == 0 {
+			return nil, nil
+		}
+		if beh.mutatesResponse() {
+			return nil, OutOfModel("response header mutation on a fault abort on %s", p.Ref)
+		}
+		resp := h.reply(p, hcm, entry, local(beh.fault.abortStatus, "fault filter abort"), addFlag(flags, "FI"), "fault_filter_abort", routeCluster)
+		return &resp, nil
+	}
+	faultFirst := beh != nil && beh.fault != nil && filterIndex(hcm, faultFilter) < firstRBACIndex(hcm)
+	if faultFirst {
+		if resp, err := faultStep(); resp != nil || err != nil {
+			return deref(resp), err
+		}
+	}
+	// HTTP RBAC runs before the router.
 	if len(filters) > 0 {
 		d, err := rbac.Evaluate(filters, rbac.Request{
 			Principal: down.principal, DownstreamTLS: down.tls, RequestedServerName: down.sni,
@@ -213,18 +260,44 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 				h.logConn(p, entry, "-", "-")
 				return Response{Reset: true}, nil
 			}
-			return h.reply(p, hcm, entry, replyRBAC, "-", d.ResponseCodeDetails(), routeCluster), nil
+			if beh != nil && beh.mutatesResponse() {
+				return Response{}, OutOfModel("response header mutation on an RBAC denial on %s", p.Ref)
+			}
+			return h.reply(p, hcm, entry, replyRBAC, flags, d.ResponseCodeDetails(), routeCluster), nil
 		}
 	}
 	if rt == nil {
 		return Response{}, OutOfModel("route %q matched on %s but not found in its route configuration", r.RouteMatched, p.Ref)
 	}
+	if !faultFirst {
+		if resp, err := faultStep(); resp != nil || err != nil {
+			return deref(resp), err
+		}
+	}
 	switch a := rt.GetAction().(type) {
 	case *route.Route_DirectResponse:
 		resp := local(int(a.DirectResponse.GetStatus()), a.DirectResponse.GetBody().GetInlineString())
-		return h.reply(p, hcm, entry, resp, "-", "direct_response", "-"), nil
+		if a.DirectResponse.GetBody() != nil && a.DirectResponse.GetBody().GetInlineString() == "" {
+			return Response{}, OutOfModel("a direct response body that is not an inline string on %s", p.Ref)
+		}
+		applyHeaders(resp.Headers, beh.response)
+		return h.reply(p, hcm, entry, resp, flags, "direct_response", "-"), nil
 	case *route.Route_Redirect:
-		return Response{}, OutOfModel("redirect routes on %s", p.Ref)
+		scheme := "http"
+		if p.Gateway || down.tls || req.Headers.Get("X-Forwarded-Proto") != "" {
+			if a.Redirect.GetSchemeRedirect() == "" && !a.Redirect.GetHttpsRedirect() {
+				return Response{}, OutOfModel("a redirect on %s that keeps the request's :scheme (the model knows it only for plain HTTP at a sidecar)", p.Ref)
+			}
+		}
+		loc, status, err := redirectLocation(p.Ref, rt, req, scheme)
+		if err != nil {
+			return Response{}, err
+		}
+		resp := local(status, "")
+		resp.Headers.Set("Location", loc)
+		applyHeaders(resp.Headers, beh.response)
+		h.res.tracef("%s: redirect %d to %s", p.Ref, status, loc)
+		return h.reply(p, hcm, entry, resp, flags, "direct_response", "-"), nil
 	case *route.Route_Route:
 		name := a.Route.GetCluster()
 		if name == "" {
@@ -234,13 +307,213 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 			}
 			name = wc[0].GetName()
 		}
-		resp, flags, details, err := h.clusterHTTP(p, name, req)
+		up, err := rewrite(p.Ref, rt, req, !suppressEnvoyHeaders(hcm))
 		if err != nil {
 			return Response{}, err
+		}
+		// The router rewrites the downstream request's headers in place, so this proxy's access
+		// log shows the new authority, and the new path when no x-envoy-original-path keeps the
+		// old one (Istio's format: %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%).
+		entry["authority"] = hostHeader(up)
+		if up.Headers.Get("X-Envoy-Original-Path") == "" {
+			entry["path"] = up.Path
+		}
+		if up.Path != req.Path {
+			if gw, err := h.leadsToGateway(name); err != nil || gw {
+				return Response{}, OutOfModel("a path rewrite on %s before a gateway: the path its access log shows depends on how it treats x-envoy-original-path", p.Ref)
+			}
+		}
+		up.Headers = cloneHeader(up.Headers)
+		decorate(l, hcm, rt, up.Headers)
+		// The router sets the attempt count before the route's header mutations (and again on
+		// each retry, in routeToCluster).
+		if beh.attemptCountInRequest {
+			up.Headers.Set("X-Envoy-Attempt-Count", "1")
+		}
+		applyHeaders(up.Headers, beh.request)
+		resp, rflags, details, err := h.routeToCluster(p, name, up, beh, rt)
+		if err != nil {
+			return Response{}, err
+		}
+		if details != "via_upstream" && (beh.mutatesResponse() || beh.attemptCountInResponse) {
+			return Response{}, OutOfModel("response header mutation on Envoy's own reply (%s) on %s", details, p.Ref)
+		}
+		if details == "via_upstream" {
+			resp = resp.clone()
+			applyHeaders(resp.Headers, beh.response)
+		}
+		for _, f := range strings.Split(rflags, ",") {
+			if f != "-" {
+				flags = addFlag(flags, f)
+			}
 		}
 		return h.reply(p, hcm, entry, resp, flags, details, name), nil
 	}
 	return Response{}, OutOfModel("route action %T on %s", rt.GetAction(), p.Ref)
+}
+
+func deref(r *Response) Response {
+	if r == nil {
+		return Response{}
+	}
+	return *r
+}
+
+// routeToCluster forwards the request under the route's timeout and retry policy.
+func (h *hop) routeToCluster(p *Proxy, name string, req Request, beh *routeBehaviour, rt *route.Route) (Response, string, string, error) {
+	delay, known := upstreamDelay(req.Path)
+	if dr, ok := h.world.(ExternalDelays); ok {
+		delay, known = dr.ExternalDelay(ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: req.Port, Method: req.Method, Path: req.Path, Header: req.Headers})
+	}
+	gw, err := h.leadsToGateway(name)
+	if err != nil {
+		return Response{}, "", "", err
+	}
+	if other := perTryOrIdleTimeout(rt, beh); other != "" && (delay > 0 || !known || gw) {
+		return Response{}, "", "", OutOfModel("%s on %s with an upstream that may be slow", other, p.Ref)
+	}
+	saved := h.timeoutAbove
+	defer func() { h.timeoutAbove = saved }()
+	if beh.timeout > 0 {
+		switch {
+		case !known:
+			return Response{}, "", "", OutOfModel("route timeout %s on %s and an upstream (%s) whose delay the model does not know", beh.timeout, p.Ref, req.Path)
+		case delay >= beh.timeout && gw:
+			// The gateway would see its downstream go away mid-request: its log is not modelled.
+			return Response{}, "", "", OutOfModel("route timeout %s on %s before a gateway whose upstream answers after %s", beh.timeout, p.Ref, delay)
+		case delay == beh.timeout:
+			return Response{}, "", "", OutOfModel("route timeout %s on %s races an upstream that answers after %s", beh.timeout, p.Ref, delay)
+		case delay > beh.timeout:
+			h.res.tracef("%s: route timeout %s before the upstream answers (%s)", p.Ref, beh.timeout, delay)
+			return local(504, "upstream request timeout"), "UT", "upstream_response_timeout", nil
+		}
+		h.timeoutAbove = true
+	}
+	retries := 0
+	if beh.retry != nil {
+		retries = 1
+		if beh.retry.GetNumRetries() != nil {
+			retries = int(beh.retry.GetNumRetries().GetValue())
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && beh.attemptCountInRequest {
+			req.Headers = cloneHeader(req.Headers)
+			req.Headers.Set("X-Envoy-Attempt-Count", strconv.Itoa(attempt))
+		}
+		resp, flags, details, err := h.clusterHTTP(p, name, req)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if flags == "NC" {
+			resp = local(beh.clusterNotFound, "")
+		}
+		again, err := retriable(p.Ref, beh.retry, resp, flags, details)
+		if err != nil {
+			return Response{}, "", "", err
+		}
+		if again && attempt <= retries {
+			if beh.timeout > 0 && delay > 0 && delay*time.Duration(attempt+1) >= beh.timeout {
+				return Response{}, "", "", OutOfModel("retries under route timeout %s on %s with an upstream that answers after %s", beh.timeout, p.Ref, delay)
+			}
+			h.res.tracef("%s: attempt %d retried under retry_on %q", p.Ref, attempt, beh.retry.GetRetryOn())
+			continue
+		}
+		if again {
+			flags = addFlag(flags, "URX")
+		}
+		if beh.attemptCountInResponse && details == "via_upstream" {
+			resp = resp.clone()
+			resp.Headers.Set("x-envoy-attempt-count", strconv.Itoa(attempt))
+		}
+		return resp, flags, details, nil
+	}
+}
+
+// decorate sets or removes x-envoy-decorator-operation as the connection manager does before its
+// filters run (ConnectionManagerImpl::ActiveStream::traceRequest): with tracing configured, a span
+// is started even without a tracing provider (Envoy's NullTracer returns a NullSpan), and then an
+// egress manager (an OUTBOUND listener: Istio's sidecar outbound and gateway listeners) sends the
+// route decorator's operation upstream unless propagate is false, while an ingress manager removes
+// the header it received.
+func decorate(l *listener.Listener, hcm *hcmv3.HttpConnectionManager, rt *route.Route, h http.Header) {
+	if hcm.GetTracing() == nil {
+		return
+	}
+	if l.GetTrafficDirection() != corev3.TrafficDirection_OUTBOUND {
+		h.Del("X-Envoy-Decorator-Operation")
+		return
+	}
+	d := rt.GetDecorator()
+	if d.GetOperation() != "" && (d.GetPropagate() == nil || d.GetPropagate().GetValue()) {
+		h.Set("X-Envoy-Decorator-Operation", d.GetOperation())
+	}
+}
+
+// leadsToGateway says whether a cluster's endpoints are a gateway of the mesh.
+func (h *hop) leadsToGateway(name string) (bool, error) {
+	port, _, host, ok := parseClusterName(name)
+	if !ok {
+		return false, nil
+	}
+	_, _, isGW, err := h.world.Gateway(host, port)
+	return isGW, err
+}
+
+// modelledHTTPFilters are the HTTP filters whose effect on a request the model knows: Istio's
+// telemetry and protocol filters change no outcome; CORS acts only with a policy (refused per
+// route); fault and RBAC are modelled; the router is the route action.
+var modelledHTTPFilters = map[string]bool{
+	"istio.metadata_exchange": true, "istio.alpn": true, "istio.stats": true, "istio_authn": true,
+	"envoy.filters.http.grpc_stats": true, "envoy.filters.http.cors": true, "envoy.filters.http.fault": true,
+	"envoy.filters.http.rbac": true, "envoy.filters.http.router": true,
+}
+
+// checkHTTPFilters refuses connection managers with filters or local-reply rewriting the model
+// does not apply (an EnvoyFilter's Lua or rate limit, ext_authz of a CUSTOM policy, JWT
+// authentication, Wasm plugins, ...).
+func checkHTTPFilters(where string, hcm *hcmv3.HttpConnectionManager) error {
+	for _, f := range hcm.GetHttpFilters() {
+		if !modelledHTTPFilters[f.GetName()] {
+			return OutOfModel("HTTP filter %s on %s", f.GetName(), where)
+		}
+	}
+	if hcm.GetLocalReplyConfig() != nil {
+		return OutOfModel("local_reply_config (rewritten local replies) on %s", where)
+	}
+	return nil
+}
+
+func filterIndex(hcm *hcmv3.HttpConnectionManager, name string) int {
+	for i, f := range hcm.GetHttpFilters() {
+		if f.GetName() == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstRBACIndex is the position of the first RBAC filter (len of the filters when none).
+func firstRBACIndex(hcm *hcmv3.HttpConnectionManager) int {
+	for i, f := range hcm.GetHttpFilters() {
+		if f.GetName() == "envoy.filters.http.rbac" || strings.HasPrefix(f.GetName(), "envoy.filters.http.rbac") {
+			return i
+		}
+	}
+	return len(hcm.GetHttpFilters())
+}
+
+// suppressEnvoyHeaders reads the router filter's suppress_envoy_headers.
+func suppressEnvoyHeaders(hcm *hcmv3.HttpConnectionManager) bool {
+	for _, f := range hcm.GetHttpFilters() {
+		if f.GetName() == "envoy.filters.http.router" {
+			r := &routerv3.Router{}
+			if f.GetTypedConfig().UnmarshalTo(r) == nil {
+				return r.GetSuppressEnvoyHeaders()
+			}
+		}
+	}
+	return false
 }
 
 // reply finishes an HTTP exchange at a proxy: server header, access-log entry.
@@ -288,7 +561,7 @@ func (h *hop) logConn(p *Proxy, entry outcome.LogEntry, flags, details string) {
 // path again as the simulation does: in the route configuration RDS delivered or, for a
 // connection manager with its routes inline (a sidecar's inbound chains; the simulation names no
 // route configuration then), in that one.
-func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation.Result) *route.Route {
+func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation.Result) routeContext {
 	var rc *route.RouteConfiguration
 	if inline := hcm.GetRouteConfig(); inline != nil && (r.RouteConfigMatched == "" || r.RouteConfigMatched == inline.GetName()) {
 		rc = inline
@@ -299,7 +572,7 @@ func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation
 		}
 	}
 	if rc == nil {
-		return nil
+		return routeContext{}
 	}
 	for _, vh := range rc.GetVirtualHosts() {
 		if vh.GetName() != r.VirtualHostMatched {
@@ -307,11 +580,11 @@ func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation
 		}
 		for _, rt := range vh.GetRoutes() {
 			if rt.GetName() == r.RouteMatched {
-				return rt
+				return routeContext{rc: rc, vh: vh, rt: rt}
 			}
 		}
 	}
-	return nil
+	return routeContext{}
 }
 
 // clusterHTTP sends an HTTP request from proxy p to a cluster and returns the upstream's response,
@@ -348,7 +621,7 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 			return h.toWorkload(p, c, d, req)
 		}
 	}
-	up, err := clusterTLS(c, isGW && gw != nil)
+	up, err := clusterTLS(c, isGW && gw != nil && gw.Labels[tlsModeLabel] == "istio")
 	if err != nil {
 		return Response{}, "", "", err
 	}
@@ -376,10 +649,13 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 		}
 		return resp, "-", "via_upstream", nil
 	}
+	if err := notMeshService(p, host); err != nil {
+		return Response{}, "", "", err
+	}
 	if up.mtls {
 		return Response{}, "", "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
-	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: port, Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
+	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: endpointPort(c, port), Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
 	if up.simple {
 		ext.Scheme = "https"
 		ext.SNI = up.sni
@@ -427,7 +703,14 @@ func (h *hop) tcpChain(p *Proxy, l *listener.Listener, fc *listener.FilterChain,
 	if !p.Gateway {
 		entry["requested_server_name"] = orDash(s.sni)
 	}
-	if tp, err := extractTCPProxy(fc); err == nil && tp != nil && clusterName == "" {
+	tp, err := extractTCPProxy(fc)
+	if err != nil {
+		return Response{}, false, err
+	}
+	if n := len(tp.GetWeightedClusters().GetClusters()); n > 1 {
+		return Response{}, false, OutOfModel("TCP proxy weighted over %d clusters on %s", n, p.Ref)
+	}
+	if tp != nil && clusterName == "" {
 		clusterName = tp.GetCluster()
 	}
 	filters, err := rbac.FiltersForChain(l, fc)
@@ -488,7 +771,7 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 			return Response{}, "", OutOfModel("a TCP connection from %s to the mesh workload %s", p.Ref, d.Ref)
 		}
 	}
-	up, err := clusterTLS(c, isGW && gw != nil)
+	up, err := clusterTLS(c, isGW && gw != nil && gw.Labels[tlsModeLabel] == "istio")
 	if err != nil {
 		return Response{}, "", err
 	}
@@ -517,6 +800,9 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 		}
 		return resp, "-", nil
 	}
+	if err := notMeshService(p, host); err != nil {
+		return Response{}, "", err
+	}
 	if up.mtls {
 		return Response{}, "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
@@ -524,12 +810,12 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 		if s.tls {
 			return Response{}, "", OutOfModel("TLS originated over the application's own TLS on %s", p.Ref)
 		}
-		ext := streamToExternal(s, port)
+		ext := streamToExternal(s, endpointPort(c, port))
 		ext.Scheme, ext.SNI = "https", orDefault(up.sni, host)
 		resp, err := h.external(ext)
 		return resp, "-", err
 	}
-	resp, err := h.external(streamToExternal(s, port))
+	resp, err := h.external(streamToExternal(s, endpointPort(c, port)))
 	return resp, "-", err
 }
 
@@ -539,6 +825,26 @@ func streamToExternal(s stream, port int) ExternalRequest {
 		e.Scheme, e.SNI, e.Host = "https", s.sni, s.req.Host
 	}
 	return e
+}
+
+// endpointPort is the port Envoy connects to for a cluster: the port of its inline endpoints (a
+// DNS ServiceEntry's, where an endpoint or targetPort may differ from the Service port), else
+// the Service port of its name.
+func endpointPort(c *cluster.Cluster, servicePort int) int {
+	port := 0
+	for _, le := range c.GetLoadAssignment().GetEndpoints() {
+		for _, e := range le.GetLbEndpoints() {
+			p := int(e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue())
+			if p == 0 || (port != 0 && p != port) {
+				return servicePort
+			}
+			port = p
+		}
+	}
+	if port == 0 {
+		return servicePort
+	}
+	return port
 }
 
 func findCluster(p *Proxy, name string) *cluster.Cluster {
@@ -563,8 +869,13 @@ func parseClusterName(name string) (port int, subset, host string, ok bool) {
 	return port, parts[2], parts[3], true
 }
 
+// tlsModeLabel is the pod label Istio copies into endpoint metadata (tlsMode) for auto mTLS.
+const tlsModeLabel = "security.istio.io/tlsMode"
+
 // clusterTLS reads a cluster's upstream TLS: its transport socket or, with auto mTLS, the
-// transport_socket_matches entry for endpoints labelled tlsMode=istio (gateway pods are).
+// transport_socket_matches entry for endpoints labelled tlsMode=istio. Istio decides per endpoint
+// by the pod's security.istio.io/tlsMode label; gateway pods carry it only when their deployment
+// sets it (the gateway chart and gateway injection template do not).
 func clusterTLS(c *cluster.Cluster, istioEndpoint bool) (upstreamTLS, error) {
 	ts := c.GetTransportSocket()
 	if ts == nil && istioEndpoint {
@@ -606,8 +917,23 @@ func orDefault(s, d string) string {
 	return s
 }
 
-// external sends a request out of the mesh and records it in the trace.
+// notMeshService refuses a cluster of an in-mesh Service that is not a gateway: the model forwards
+// only to gateways and to external hosts (a mesh workload's sidecar, its Service's targetPort and
+// its answer are not modelled).
+func notMeshService(p *Proxy, host string) error {
+	if strings.HasSuffix(host, ".svc.cluster.local") {
+		return OutOfModel("in-mesh Service %s from %s: the model forwards only to gateways and external hosts", host, p.Ref)
+	}
+	return nil
+}
+
+// external sends a request out of the mesh and records it in the trace. External hosts answer
+// plain HTTP on 80 and TLS on 443 (the stand-in's two behaviours); any other pairing is out of
+// model.
 func (h *hop) external(req ExternalRequest) (Response, error) {
+	if (req.Scheme == "http" && req.Port != 80) || (req.Scheme == "https" && req.Port != 443) {
+		return Response{}, OutOfModel("%s to port %d of external host %s: external hosts answer http on 80 and https on 443", req.Scheme, req.Port, req.Host)
+	}
 	resp, err := h.world.External(req)
 	h.res.tracef("external %s://%s:%d sni=%q %s %s -> %d (err=%v)", req.Scheme, req.Host, req.Port, req.SNI, req.Method, req.Path, resp.Status, err)
 	return resp, err

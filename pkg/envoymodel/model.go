@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -39,8 +40,11 @@ type Proxy struct {
 	// Identity is the proxy's SPIFFE identity, spiffe://cluster.local/ns/NS/sa/SA.
 	Identity string
 	// IP is the pod address.
-	IP  string
-	XDS *XDS
+	IP string
+	// Labels are the pod's labels: security.istio.io/tlsMode=istio is what makes Istio mark its
+	// endpoints for auto mTLS (the sidecar injection template sets it; the gateway chart does not).
+	Labels map[string]string
+	XDS    *XDS
 }
 
 // Request is what the application sends.
@@ -55,6 +59,8 @@ type Request struct {
 	// Namespace is the client pod's namespace: without a sidecar, its DNS search list decides
 	// whether a short name (httpbin, httpbin.demo) is a mesh Service (MeshWorld).
 	Namespace string
+	// Authority replaces the Host header curl sends, once a proxy rewrote it (host_rewrite_literal).
+	Authority string
 }
 
 // Response is what arrives back at the application, or a connection that ended without one.
@@ -92,6 +98,14 @@ type World interface {
 	Gateway(host string, port int) (p *Proxy, targetPort int, ok bool, err error)
 	// External answers a request to a host outside the mesh.
 	External(req ExternalRequest) (Response, error)
+}
+
+// ExternalDelays is implemented by a World that knows how long an external host takes to answer a
+// request (stand-in hosts that declare a delay): ok=false when it cannot know. A World without it
+// is taken to answer at once, except httpbin's /delay/N (N seconds) and paths that stream, whose
+// time is unknown; route timeouts are decided on that.
+type ExternalDelays interface {
+	ExternalDelay(req ExternalRequest) (d time.Duration, ok bool)
 }
 
 // Result is the prediction for one request.
@@ -190,6 +204,9 @@ func externalFromApp(req Request) ExternalRequest {
 
 // hostHeader is the Host header curl sends for the request.
 func hostHeader(req Request) string {
+	if req.Authority != "" {
+		return req.Authority
+	}
 	if (req.Scheme == "http" && req.Port == 80) || (req.Scheme == "https" && req.Port == 443) {
 		return req.Host
 	}

@@ -267,7 +267,7 @@ func (p *Prober) proxy(ctx context.Context, pod *corev1.Pod, ref, typ string) (*
 	if sa == "" {
 		sa = "default"
 	}
-	return &envoymodel.Proxy{Ref: ref, Gateway: typ == "router", IP: pod.Status.PodIP, XDS: x,
+	return &envoymodel.Proxy{Ref: ref, Gateway: typ == "router", IP: pod.Status.PodIP, XDS: x, Labels: pod.Labels,
 		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pod.Namespace, sa)}, nil
 }
 

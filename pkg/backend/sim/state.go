@@ -239,7 +239,10 @@ func (b *Backend) kubeObjects(st *state) ([]runtime.Object, error) {
 		g := b.gateways[n]
 		no := false
 		addNS(catalog.Namespace{Name: g.Namespace, Injection: &no})
-		labels := map[string]string{"security.istio.io/tlsMode": "istio"}
+		// The pod labels are the fixture's, as the gateway chart sets them: neither the chart nor
+		// Istio's gateway injection template adds security.istio.io/tlsMode, so auto mTLS does not
+		// reach a gateway unless its fixture declares the label (egressgateway-a does).
+		labels := map[string]string{}
 		for k, v := range g.Labels {
 			labels[k] = v
 		}
@@ -327,7 +330,7 @@ func (st *state) proxy(ref string) (p *envoymodel.Proxy, err error) {
 	if err != nil {
 		return nil, err
 	}
-	p = &envoymodel.Proxy{Ref: ref, Gateway: pd.gateway, IP: pd.ip, XDS: x,
+	p = &envoymodel.Proxy{Ref: ref, Gateway: pd.gateway, IP: pd.ip, XDS: x, Labels: pd.labels,
 		Identity: fmt.Sprintf("spiffe://cluster.local/ns/%s/sa/%s", pd.namespace, pd.sa)}
 	st.cache[ref] = p
 	return p, nil
