@@ -26,13 +26,16 @@ import (
 // every external host resolves to the stand-in and answers.
 func (b *Backend) prepareHermetic(ctx context.Context) error {
 	t := b.o.Timeouts
-	hosts := standin.HostNames(standin.DefaultHosts())
+	if len(b.o.Hosts) == 0 {
+		return fmt.Errorf("a hermetic run needs the catalog's external hosts (its hosts.yaml), and none were given")
+	}
+	hosts := standin.HostNames(b.o.Hosts)
 	// Decided before anything is created: a refusal leaves the cluster as it was.
 	mode, err := b.decideDNS(ctx)
 	if err != nil {
 		return err
 	}
-	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: standin.DefaultHosts()}
+	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: b.o.Hosts}
 	if err := b.phase("stand-in certificates", func() (err error) {
 		in.Certs, err = pki.Generate(hosts, pki.Options{})
 		return err
