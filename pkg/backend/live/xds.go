@@ -109,6 +109,9 @@ type timedEntry struct {
 // startXDS port-forwards to istiod's xDS port and opens the prober. Its cleanup closes both and
 // removes the sentinel.
 func (b *Backend) startXDS(ctx context.Context) error {
+	if len(b.o.Hosts) == 0 {
+		return fmt.Errorf("control-plane probe: no external hosts were given (the catalog's hosts.yaml): it answers for them in process")
+	}
 	if err := standin.ValidateHosts(b.o.Hosts); err != nil {
 		return fmt.Errorf("control-plane probe: the catalog's external hosts: %w", err)
 	}
