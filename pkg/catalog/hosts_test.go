@@ -201,6 +201,15 @@ func TestValidateUndeclaredHosts(t *testing.T) {
 	if err := Validate(c, ValidateOptions{}); err != nil {
 		t.Errorf("in-cluster names and addresses: %v", err)
 	}
+
+	// A catalog without hosts.yaml: the message says where the file belongs.
+	bare := writeCatalog(t, map[string]string{"g01-a/" + ScenarioFile: hostsScenario("A1", "", "              curl: curl http://www.aliyun.com\n")})
+	if c, err = LoadPaths(bare); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(c, ValidateOptions{}); err == nil || !strings.Contains(err.Error(), "host www.aliyun.com is not declared: the catalog has no hosts.yaml (at its root, beside the scenario directories)") {
+		t.Errorf("no hosts.yaml: %v", err)
+	}
 }
 
 // TestBuiltinCatalogHosts: the built-in catalog declares every host it curls, and its hosts.yaml

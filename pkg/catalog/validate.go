@@ -322,11 +322,10 @@ func (s *Scenario) checkHost(scheme, host string, port int, unknown bool) string
 	case unknown:
 		return ""
 	case !declared:
-		where := "the catalog's " + HostsFile
-		if s.hostsFile != "" {
-			where = s.hostsFile
+		if s.hostsFile == "" {
+			return fmt.Sprintf("host %s is not declared: the catalog has no %s (at its root, beside the scenario directories) and the scenario's spec.hosts does not list it (declare it, or set unknownHost: true on the check when it is meant to be unknown)", host, HostsFile)
 		}
-		return fmt.Sprintf("host %s is not declared in %s or in the scenario's spec.hosts (declare it, or set unknownHost: true on the check when it is meant to be unknown)", host, where)
+		return fmt.Sprintf("host %s is not declared in %s or in the scenario's spec.hosts (declare it, or set unknownHost: true on the check when it is meant to be unknown)", host, s.hostsFile)
 	}
 	proto, ok := h.Serves(port)
 	switch {

@@ -55,6 +55,8 @@ func TestLoadHostsExtendedSchemaErrors(t *testing.T) {
 			"hosts[0] (a.example).https: required: a port has protocol https"},
 		"behaviour without port": {host("  ports: [{port: 8080, protocol: http}]\n  http: {status: 200}\n  https: {status: 200}"),
 			"hosts[0] (a.example).https: no port has protocol https (ports: 8080/http)"},
+		"default ports clash": {"hosts:\n- name: a.example\n  ports: [{port: 443, protocol: http}]\n  http: {status: 200}\n- name: b.example\n  http: {status: 200}\n  https: {status: 200}",
+			"hosts[1] (b.example).ports (default: 80 http, 443 https): port 443 is https here but http for a.example"},
 		"one protocol per port": {"hosts:\n- name: a.example\n  ports: [{port: 8080, protocol: http}]\n  http: {status: 200}\n- name: b.example\n  ports: [{port: 8080, protocol: https}]\n  https: {status: 200}",
 			"hosts[1] (b.example).ports[0]: port 8080 is https here but http for a.example"},
 		"redirect status":       {host("  http: {redirect: {status: 200, to: 'https://a.example'}}\n  https: {status: 200}"), "hosts[0] (a.example).http.redirect.status: 200, want 301"},

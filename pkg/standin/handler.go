@@ -136,6 +136,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wait bool) Answe
 	scheme := RequestScheme(r)
 	a := Answer{Proto: "1.1"}
 	host, ok := h.byName[name]
+	if scheme == ProtocolHTTPS && (!ok || host.NegotiatedALPN() == ALPNHTTP2) {
+		a.Proto = "2"
+	}
 	if !ok {
 		misdirected(w, r, fmt.Sprintf("egressconf stand-in: no host %q here (421 Misdirected Request); this server answers for: %s\n",
 			name, strings.Join(h.names, ", ")))
@@ -147,9 +150,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wait bool) Answe
 		misdirected(w, r, fmt.Sprintf("egressconf stand-in: host %q does not answer on port %d (421 Misdirected Request); its ports: %s\n",
 			name, port, portsString(host.PortList())))
 		return a
-	}
-	if scheme == ProtocolHTTPS && host.NegotiatedALPN() == ALPNHTTP2 {
-		a.Proto = "2"
 	}
 	if proto != scheme {
 		a.WrongProtocol = true

@@ -232,9 +232,13 @@ func ValidateHostsAt(list string, hosts []Host) error {
 			seen[name] = i
 		}
 		errs = append(errs, validateHost(where, h)...)
-		for pi, p := range h.Ports {
+		for pi, p := range h.PortList() {
 			if proto, ok := portProto[p.Port]; ok && proto != p.Protocol && p.Protocol != "" {
-				errs = append(errs, fmt.Errorf("%s.ports[%d]: port %d is %s here but %s for %s: the stand-in has one listener per port", where, pi, p.Port, p.Protocol, proto, portOwner[p.Port]))
+				field := fmt.Sprintf("%s.ports[%d]", where, pi)
+				if len(h.Ports) == 0 {
+					field = where + ".ports (default: 80 http, 443 https)"
+				}
+				errs = append(errs, fmt.Errorf("%s: port %d is %s here but %s for %s: the stand-in has one listener per port", field, p.Port, p.Protocol, proto, portOwner[p.Port]))
 			}
 		}
 		for _, p := range h.PortList() {

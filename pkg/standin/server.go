@@ -168,7 +168,7 @@ func (s *Server) Serve(ctx context.Context, listeners map[int]net.Listener) erro
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.Certs.GetCertificate,
 			// ServeTLS adds "h2" itself; listing it keeps the preference explicit.
-			NextProtos: DefaultALPN,
+			NextProtos: append([]string(nil), DefaultALPN...),
 		}
 		// A host that restricts ALPN (alpn: [http/1.1]) gets a config offering only its list.
 		base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
