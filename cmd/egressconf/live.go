@@ -179,6 +179,9 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 		Internet: f.internet, StandinImage: f.standinImage, NetworkPolicy: netpol, Keep: f.keep,
 		Progress: out, WorkDir: f.workDir, Probe: probeMode, ClusterDNS: dnsMode, Gateways: f.gateways,
 	}
+	if f.catalog != nil {
+		opts.Hosts = f.catalog.Hosts
+	}
 	install := f.installIstio.or(f.backendName == "kind")
 	profile, why, err := resolveProfile(f.istioProfile, f.loadArchives)
 	if err != nil {

@@ -81,8 +81,17 @@ func TestValidateBuiltin(t *testing.T) {
 func brokenCopy(t *testing.T, dir, file string, edit func(string) string) string {
 	t.Helper()
 	src := filepath.Join("../../suites/catalog", dir)
-	dst := filepath.Join(t.TempDir(), dir)
+	root := t.TempDir()
+	dst := filepath.Join(root, dir)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The catalog's hosts beside the copy, where a scenario directory's hosts are looked for.
+	hosts, err := os.ReadFile("../../suites/catalog/hosts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "hosts.yaml"), hosts, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := os.ReadDir(src)
@@ -139,6 +148,11 @@ func TestValidateBrokenCopies(t *testing.T) {
 				return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -x proxy:3128 -I http://www.aliyun.com"`, 1)
 			},
 			[]string{"scenario.yaml", "DENYNS-01", "flag -x is not supported"}},
+		{"undeclared external host", "g01-deny-namespace", "scenario.yaml",
+			func(s string) string {
+				return strings.Replace(s, `curl: "curl -I http://www.aliyun.com"`, `curl: "curl -I http://edition.cnn.com"`, 1)
+			},
+			[]string{"scenario.yaml", "line", "DENYNS-01", "host edition.cnn.com is not declared in", "hosts.yaml or in the scenario's spec.hosts"}},
 		{"resource Istio rejects", "g01-deny-namespace", "serviceentry-aliyuncom-ext.yaml",
 			func(s string) string { return strings.Replace(s, "- www.aliyun.com", "- 'not a valid host!!'", 1) },
 			[]string{"serviceentry-aliyuncom-ext.yaml", "ServiceEntry istio-system/aliyuncom-ext", "rejected by Istio's validation"}},

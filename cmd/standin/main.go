@@ -1,10 +1,11 @@
-// Command standin is the stand-in internet: it answers for every external host of the catalog
-// over HTTP and HTTPS (leaf certificate chosen by SNI, HTTP/2 by ALPN), so no run depends on the
-// real sites. It logs one line per request to stdout.
+// Command standin is the stand-in internet: it answers for every external host of a catalog on
+// every port the host declares, over HTTP and HTTPS (leaf certificate chosen by SNI, HTTP/2 by
+// ALPN as the host allows), so no run depends on the real sites. It logs one line per request to
+// stdout. The hosts are a catalog's hosts.yaml (--hosts), by default the built-in catalog's.
 //
 //	standin --certs DIR                       # DIR has ca.crt and <host>.crt / <host>.key
 //	standin --generate-certs [--certs DIR]    # make a CA and leaves, print the CA (and write DIR)
-//	        [--hosts FILE] [--http-addr :80] [--https-addr :443]
+//	        [--hosts FILE] [--http-addr :80] [--https-addr :443] [--addr PORT=ADDR]...
 //	        [--dns-answer IP [--dns-addr :53] [--dns-upstream HOST:PORT]]  # the resolver (scoped DNS)
 //	standin --httpbin-addr :8080              # only the httpbin API, plain HTTP, any Host (the httpbin fixture)
 package main
@@ -20,13 +21,36 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/egressconf/egressconf/pkg/pki"
 	"github.com/egressconf/egressconf/pkg/standin"
+	"github.com/egressconf/egressconf/suites"
 )
+
+// portAddrs is the --addr flag: PORT=ADDR, repeatable.
+type portAddrs map[int]string
+
+func (p portAddrs) String() string {
+	var out []string
+	for port, addr := range p {
+		out = append(out, fmt.Sprintf("%d=%s", port, addr))
+	}
+	return strings.Join(out, ",")
+}
+
+func (p portAddrs) Set(v string) error {
+	port, addr, ok := strings.Cut(v, "=")
+	n, err := strconv.Atoi(port)
+	if !ok || err != nil || n < 1 || n > 65535 || addr == "" {
+		return fmt.Errorf("%q: want PORT=ADDR, e.g. 8080=127.0.0.1:18080", v)
+	}
+	p[n] = addr
+	return nil
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -44,11 +68,13 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	hostsFile := fs.String("hosts", "", "hosts file (hosts.yaml format); default: the embedded hosts")
+	hostsFile := fs.String("hosts", "", "hosts file (a catalog's hosts.yaml); default: the built-in catalog's hosts")
 	certsDir := fs.String("certs", "", "directory with ca.crt and <host>.crt/<host>.key; with --generate-certs, where to write them")
 	generate := fs.Bool("generate-certs", false, "make a new CA and a leaf per host, and print the CA certificate to stdout")
-	httpAddr := fs.String("http-addr", standin.DefaultHTTPAddr, `plain HTTP listen address ("-" disables)`)
-	httpsAddr := fs.String("https-addr", standin.DefaultHTTPSAddr, `HTTPS listen address ("-" disables)`)
+	httpAddr := fs.String("http-addr", ":80", `listen address for the hosts' port 80 ("-" disables)`)
+	httpsAddr := fs.String("https-addr", ":443", `listen address for the hosts' port 443 ("-" disables)`)
+	addrs := portAddrs{}
+	fs.Var(addrs, "addr", `PORT=ADDR: listen address for another port the hosts declare ("-" disables); default :PORT`)
 	printHosts := fs.Bool("print-hosts", false, "print the hosts file in effect and exit")
 	dnsAnswer := fs.String("dns-answer", "", "serve DNS: answer A queries for the hosts with this IPv4 address (the stand-in Service's ClusterIP), forward the rest")
 	dnsAddr := fs.String("dns-addr", standin.DefaultDNSAddr, "DNS listen address, UDP and TCP (with --dns-answer)")
@@ -64,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveHTTPBin(ctx, *httpbinAddr, stdout, stderr)
 	}
 
-	hosts := standin.DefaultHosts()
+	var hosts []standin.Host
 	if *hostsFile != "" {
 		data, err := os.ReadFile(*hostsFile)
 		if err != nil {
@@ -72,6 +98,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if hosts, err = standin.LoadHosts(data); err != nil {
 			return fmt.Errorf("%s: %w", *hostsFile, err)
+		}
+	} else {
+		c, err := suites.Builtin()
+		if err != nil {
+			return err
+		}
+		hosts = c.Hosts
+	}
+	if _, ok := addrs[80]; !ok {
+		addrs[80] = *httpAddr
+	}
+	if _, ok := addrs[443]; !ok {
+		addrs[443] = *httpsAddr
+	}
+	tlsListened := false
+	for _, p := range standin.ServerPorts(hosts) {
+		if p.Protocol == standin.ProtocolHTTPS && addrs[p.Port] != "-" {
+			tlsListened = true
 		}
 	}
 	if *printHosts {
@@ -106,20 +150,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		certs = b
-	case *httpsAddr != "-":
+	case tlsListened:
 		return errors.New("HTTPS needs certificates: give --certs DIR or --generate-certs")
 	}
 
 	srv := &standin.Server{
-		Hosts:     hosts,
-		Certs:     certs,
-		HTTPAddr:  *httpAddr,
-		HTTPSAddr: *httpsAddr,
-		Log:       stdout,
-		ErrorLog:  log.New(stderr, "standin: ", log.LstdFlags),
+		Hosts:    hosts,
+		Certs:    certs,
+		Addrs:    addrs,
+		Log:      stdout,
+		ErrorLog: log.New(stderr, "standin: ", log.LstdFlags),
 	}
-	fmt.Fprintf(stderr, "standin: serving %s on HTTP %s, HTTPS %s\n",
-		strings.Join(standin.HostNames(hosts), ", "), *httpAddr, *httpsAddr)
+	var listening []string
+	for _, p := range standin.ServerPorts(hosts) {
+		addr := addrs[p.Port]
+		if addr == "" {
+			addr = ":" + strconv.Itoa(p.Port)
+		}
+		listening = append(listening, fmt.Sprintf("%d/%s on %s", p.Port, p.Protocol, addr))
+	}
+	fmt.Fprintf(stderr, "standin: serving %s; ports %s\n",
+		strings.Join(standin.HostNames(hosts), ", "), strings.Join(listening, ", "))
 	if *dnsAnswer == "" {
 		if err := srv.ListenAndServe(ctx); err != nil {
 			return err

@@ -148,6 +148,22 @@ func TestGenerateCertsServeAndReload(t *testing.T) {
 	if code, _ := curl(t, r.httpAddr, "http", "www.aliyun.com", "/", ca); code != "421" {
 		t.Fatalf("host not in the custom file: %s", code)
 	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A host on another port listens where --addr says.
+	if err := os.WriteFile(hostsFile, []byte("hosts:\n- name: httpbin.org\n  ports: [{port: 8080, protocol: http}, {port: 443, protocol: https}]\n  http: {status: 200, body: on-8080}\n  https: {status: 200}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	alt := freeAddr(t)
+	r = start(t, "--certs", dir, "--hosts", hostsFile, "--addr", "8080="+alt)
+	if code, body := curl(t, alt, "http", "httpbin.org", "/", ca); code != "200" || body != "on-8080" {
+		t.Fatalf("port 8080: %s %q", code, body)
+	}
+	if !strings.Contains(r.stderr.String(), "8080/http on "+alt) {
+		t.Errorf("stderr does not say where port 8080 listens: %s", r.stderr.String())
+	}
 }
 
 func TestFlagErrors(t *testing.T) {

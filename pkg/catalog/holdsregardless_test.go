@@ -32,10 +32,18 @@ spec:
 `
 }
 
+// loadString loads a scenario from a catalog directory that has the built-in catalog's hosts.
 func loadString(t *testing.T, yaml string) (*Catalog, error) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, ScenarioFile), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := os.ReadFile(filepath.Join("..", "..", "suites", "catalog", HostsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HostsFile), hosts, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return LoadPaths(dir)

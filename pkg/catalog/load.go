@@ -19,15 +19,28 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/standin"
 )
 
 // ScenarioFile is the name of a scenario's definition inside its directory.
 const ScenarioFile = "scenario.yaml"
 
+// HostsFile is the name of a catalog's external hosts file, at its root beside the scenario
+// directories (pkg/standin's schema; docs/catalog.md, "External hosts").
+const HostsFile = "hosts.yaml"
+
 // LoadFS loads every scenario below root in fsys: each directory holding a scenario.yaml, in
-// directory-name order. Errors name the file and line.
+// directory-name order, and the external hosts of root/hosts.yaml and of the scenarios'
+// spec.hosts. Errors name the file and line.
 func LoadFS(fsys fs.FS, root string) (*Catalog, error) {
-	return loadFS(fsys, root, "")
+	c, err := loadFS(fsys, root, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := c.mergeHosts(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // loadFS loads like LoadFS; display prefixes file names in errors and in Scenario.File.
@@ -71,10 +84,101 @@ func loadFS(fsys fs.FS, root, display string) (*Catalog, error) {
 		}
 		c.Scenarios = append(c.Scenarios, s)
 	}
+	hf := path.Join(root, HostsFile)
+	hosts, err := loadHostsFile(fsys, hf, shown(hf))
+	if err != nil {
+		return nil, err
+	}
+	if hosts != nil {
+		c.setCatalogHosts(hosts, shown(hf))
+	}
 	return c, nil
 }
 
-// LoadPaths loads scenarios from directories or scenario.yaml files on disk (a vendor's own).
+// loadHostsFile reads a catalog's hosts.yaml; nil, nil when there is none.
+func loadHostsFile(fsys fs.FS, name, display string) ([]standin.Host, error) {
+	if _, err := fs.Stat(fsys, name); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	data, err := readFile(fsys, name, display)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := standin.LoadHosts(data)
+	if err != nil {
+		return nil, inFile(display, err)
+	}
+	return hosts, nil
+}
+
+// inFile prefixes every line of err (errors.Join puts one problem a line) with the file name.
+func inFile(display string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = display + ": " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+func (c *Catalog) setCatalogHosts(hosts []standin.Host, file string) {
+	for _, s := range c.Scenarios {
+		s.catalogHosts, s.hostsFile = hosts, file
+	}
+}
+
+// mergeHosts sets c.Hosts from the scenarios' catalog hosts files and spec.hosts. One name
+// declared twice with different content, or one port given two protocols (the stand-in has one
+// listener per port), is an error naming both files.
+func (c *Catalog) mergeHosts() error {
+	type origin struct {
+		host standin.Host
+		file string
+	}
+	byName := map[string]origin{}
+	byPort := map[int]origin{}
+	var errs []error
+	c.Hosts = nil
+	add := func(h standin.Host, file string) {
+		if prev, ok := byName[h.Name]; ok {
+			if !prev.host.Equal(h) {
+				errs = append(errs, fmt.Errorf("%s: host %s is declared differently in %s: a name has one behaviour in a catalog (give it once, or identically)", file, h.Name, prev.file))
+			}
+			return
+		}
+		for _, p := range h.PortList() {
+			if prev, ok := byPort[p.Port]; ok && prev.host.Name != h.Name {
+				if proto, _ := prev.host.Serves(p.Port); proto != p.Protocol {
+					errs = append(errs, fmt.Errorf("%s: host %s: port %d is %s, but %s for host %s in %s: the stand-in has one listener per port", file, h.Name, p.Port, p.Protocol, proto, prev.host.Name, prev.file))
+				}
+				continue
+			}
+			byPort[p.Port] = origin{h, file}
+		}
+		byName[h.Name] = origin{h, file}
+		c.Hosts = append(c.Hosts, h)
+	}
+	files := map[string]bool{}
+	for _, s := range c.Scenarios {
+		if s.hostsFile == "" || files[s.hostsFile] {
+			continue
+		}
+		files[s.hostsFile] = true
+		for _, h := range s.catalogHosts {
+			add(h, s.hostsFile)
+		}
+	}
+	for _, s := range c.Scenarios {
+		for _, h := range s.Spec.Hosts {
+			add(h, s.File+" (spec.hosts)")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadPaths loads scenarios from directories or scenario.yaml files on disk (a vendor's own),
+// with their catalogs' external hosts: a directory's hosts.yaml; for a scenario file, or a
+// directory that is itself one scenario's, the hosts.yaml of the directory above (the catalog
+// root beside the scenario directories).
 func LoadPaths(paths ...string) (*Catalog, error) {
 	c := &Catalog{}
 	for _, p := range paths {
@@ -83,8 +187,12 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 			return nil, err
 		}
 		var sub *Catalog
+		scenarioDir := ""
 		if st.IsDir() {
 			sub, err = loadFS(os.DirFS(p), ".", p)
+			if _, serr := os.Stat(filepath.Join(p, ScenarioFile)); serr == nil {
+				scenarioDir = p
+			}
 		} else {
 			dir := filepath.Dir(p)
 			var s *Scenario
@@ -92,11 +200,26 @@ func LoadPaths(paths ...string) (*Catalog, error) {
 			if err == nil {
 				sub = &Catalog{Scenarios: []*Scenario{s}}
 			}
+			scenarioDir = dir
 		}
 		if err != nil {
 			return nil, err
 		}
+		if scenarioDir != "" && sub.Scenarios[0].hostsFile == "" {
+			parent := filepath.Dir(absPath(scenarioDir))
+			hf := filepath.Join(parent, HostsFile)
+			hosts, err := loadHostsFile(os.DirFS(parent), HostsFile, hf)
+			if err != nil {
+				return nil, err
+			}
+			if hosts != nil {
+				sub.setCatalogHosts(hosts, hf)
+			}
+		}
 		c.Scenarios = append(c.Scenarios, sub.Scenarios...)
+	}
+	if err := c.mergeHosts(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -187,6 +310,10 @@ func loadScenario(fsys fs.FS, file, display string) (*Scenario, error) {
 	if line := nullField(data, "holdsRegardless"); line > 0 {
 		return nil, fmt.Errorf("%s: line %d: holdsRegardless: the reason is required (a null value reads as no declaration)", display, line)
 	}
+	if err := standin.ValidateHostsAt("spec.hosts", s.Spec.Hosts); err != nil {
+		return nil, inFile(display, err)
+	}
+	standin.Normalize(s.Spec.Hosts)
 	s.File, s.Dir, s.fsys = display, path.Dir(file), fsys
 	s.lines = lineIndex(data)
 	s.fieldLines = fieldLineIndex(data)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/standin"
 )
 
 // APIVersion is the version of the scenario file format.
@@ -20,6 +21,11 @@ const APIVersion = "egressconf.io/v1alpha1"
 // Catalog is every scenario loaded from one or more directories, in group order.
 type Catalog struct {
 	Scenarios []*Scenario
+	// Hosts are every external host of the catalog, what the stand-in internet serves and the
+	// DNS of a hermetic run resolves to it: the hosts.yaml at the root of each catalog directory,
+	// then every scenario's spec.hosts, each name once (Load refuses one name declared twice
+	// differently).
+	Hosts []standin.Host
 }
 
 // Scenario is one group of SCENARIOS.md (G1, G2, ...): a setup and ordered steps.
@@ -38,6 +44,10 @@ type Scenario struct {
 	lines map[string]int
 	// fieldLines maps a field path (spec.workloads[0].labels) to its line, for error messages.
 	fieldLines map[string]int
+	// catalogHosts are the hosts of the scenario's catalog's hosts.yaml (hostsFile; "" when the
+	// catalog has none).
+	catalogHosts []standin.Host
+	hostsFile    string
 }
 
 // Metadata names a scenario.
@@ -66,6 +76,9 @@ type Spec struct {
 	// Workloads are the clients and servers the steps deploy or probe from.
 	Workloads []Workload `yaml:"workloads"`
 	Steps     []Step     `yaml:"steps"`
+	// Hosts are external hosts only this scenario needs, in the schema of the catalog's hosts.yaml
+	// (docs/catalog.md, "External hosts").
+	Hosts []standin.Host `yaml:"hosts,omitempty"`
 }
 
 // Citation points at a source document and a section of it.
@@ -223,6 +236,10 @@ type Check struct {
 	Expect *outcome.Expected `yaml:"expect,omitempty"`
 	// Log is an access-log check on a workload's proxy.
 	Log *LogCheck `yaml:"log,omitempty"`
+	// UnknownHost says the curl's host is meant to be unknown to the stand-in and its DNS (e.g.
+	// to assert a DNS failure): Validate then does not require it to be declared, and refuses it
+	// if it is.
+	UnknownHost bool `yaml:"unknownHost,omitempty"`
 
 	// Request is Curl parsed; filled by the loader.
 	Request *probe.Request `yaml:"-"`
@@ -286,4 +303,38 @@ func (s *Scenario) Workload(ref string) (Workload, bool) {
 		}
 	}
 	return Workload{}, false
+}
+
+// ExternalHosts are the external hosts the scenario may reach: its catalog's hosts.yaml, then its
+// own spec.hosts (a name in both is the same host: Load refuses it otherwise).
+func (s *Scenario) ExternalHosts() []standin.Host {
+	out := append([]standin.Host(nil), s.catalogHosts...)
+	for _, h := range s.Spec.Hosts {
+		if _, ok := findHost(out, h.Name); !ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// ExternalHost returns the declared external host of this name (canonical form: lower case, no
+// trailing dot), and where it is declared.
+func (s *Scenario) ExternalHost(name string) (h standin.Host, file string, ok bool) {
+	if h, ok := findHost(s.Spec.Hosts, name); ok {
+		return h, s.File + " (spec.hosts)", true
+	}
+	if h, ok := findHost(s.catalogHosts, name); ok {
+		return h, s.hostsFile, true
+	}
+	return standin.Host{}, "", false
+}
+
+func findHost(hosts []standin.Host, name string) (standin.Host, bool) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, h := range hosts {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return standin.Host{}, false
 }

@@ -3,12 +3,15 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/egressconf/egressconf/pkg/standin"
 )
 
 // Profiles are the conformance profiles a scenario may belong to.
@@ -250,6 +253,8 @@ func Validate(c *Catalog, o ValidateOptions) error {
 					switch {
 					case c.Log != nil && (c.Curl != "" || c.From != "" || c.Expect != nil):
 						add("%s: %s: a check is a probe (from, curl, expect) or a log check, not both", f, cf)
+					case c.Log != nil && c.UnknownHost:
+						add("%s: %s.unknownHost: only for a probe check (curl)", f, cf)
 					case c.Log != nil:
 						w, ok := workloads[c.Log.Workload]
 						if !ok {
@@ -279,6 +284,13 @@ func Validate(c *Catalog, o ValidateOptions) error {
 						}
 						if c.Curl == "" {
 							add("%s: %s.curl: required", f, cf)
+						} else if c.Request != nil {
+							if msg := s.checkHost(c.Request.Scheme, c.Request.Host, c.Request.Port, c.UnknownHost); msg != "" {
+								add("%s: %s.curl: %s", f, cf, msg)
+							}
+						}
+						if c.UnknownHost && c.Curl == "" {
+							add("%s: %s.unknownHost: only for a probe check (curl)", f, cf)
 						}
 						if c.Expect == nil {
 							add("%s: %s.expect: required", f, cf)
@@ -343,6 +355,73 @@ func convergible(obj *unstructured.Unstructured) error {
 func oneOf(s string, set []string) bool {
 	for _, x := range set {
 		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost says what is wrong with a probe's target host and port, or "": an external host must
+// be declared (the catalog's hosts.yaml or the scenario's spec.hosts) with that port and protocol,
+// unless the check says the host is meant to be unknown. IP addresses and in-cluster names are
+// the mesh's, not the stand-in's.
+func (s *Scenario) checkHost(scheme, host string, port int, unknown bool) string {
+	if net.ParseIP(strings.Trim(host, "[]")) != nil || s.InClusterName(host) {
+		if unknown {
+			return fmt.Sprintf("unknownHost: %s is not an external host name (an IP address or an in-cluster name)", host)
+		}
+		return ""
+	}
+	h, file, declared := s.ExternalHost(host)
+	switch {
+	case unknown && declared:
+		return fmt.Sprintf("unknownHost: host %s is declared in %s, so the stand-in and its DNS know it", host, file)
+	case unknown:
+		return ""
+	case !declared:
+		if s.hostsFile == "" {
+			return fmt.Sprintf("host %s is not declared: the catalog has no %s (at its root, beside the scenario directories) and the scenario's spec.hosts does not list it (declare it, or set unknownHost: true on the check when it is meant to be unknown)", host, HostsFile)
+		}
+		return fmt.Sprintf("host %s is not declared in %s or in the scenario's spec.hosts (declare it, or set unknownHost: true on the check when it is meant to be unknown)", host, s.hostsFile)
+	}
+	proto, ok := h.Serves(port)
+	switch {
+	case !ok:
+		return fmt.Sprintf("host %s (declared in %s) does not declare port %d (its ports: %s)", host, file, port, portList(h))
+	case proto != scheme:
+		return fmt.Sprintf("port %d of host %s (declared in %s) is %s, the curl uses %s", port, host, file, proto, scheme)
+	}
+	return ""
+}
+
+func portList(h standin.Host) string {
+	var out []string
+	for _, p := range h.PortList() {
+		out = append(out, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+	}
+	return strings.Join(out, ", ")
+}
+
+// InClusterName reports whether host names something of the cluster rather than the internet: a
+// short name (no dot; an external host is fully qualified), a Service by its namespace
+// (<name>.<namespace> for a namespace the scenario declares or uses, or istio-system), or a
+// name under .svc or .svc.<cluster domain>.
+func (s *Scenario) InClusterName(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if !strings.Contains(host, ".") || strings.HasSuffix(host, ".svc") || strings.Contains(host, ".svc.") {
+		return true
+	}
+	_, ns, _ := strings.Cut(host, ".")
+	if ns == "istio-system" {
+		return true
+	}
+	for _, n := range s.Spec.Namespaces {
+		if n.Name == ns {
+			return true
+		}
+	}
+	for _, w := range s.Spec.Workloads {
+		if w.Namespace == ns {
 			return true
 		}
 	}

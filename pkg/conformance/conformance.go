@@ -110,7 +110,7 @@ func Select(c *catalog.Catalog, groups, ids []string) (*catalog.Catalog, error) 
 			}
 			want[s] = true
 		}
-		out = &catalog.Catalog{}
+		out = &catalog.Catalog{Hosts: c.Hosts}
 		for _, s := range c.Scenarios {
 			if want[s] {
 				out.Scenarios = append(out.Scenarios, s)

@@ -1,8 +1,10 @@
 package envoymodel
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,10 +12,22 @@ import (
 
 	"github.com/egressconf/egressconf/pkg/outcome"
 	"github.com/egressconf/egressconf/pkg/probe"
+	"github.com/egressconf/egressconf/pkg/standin"
 )
 
+// InProcessHost is a handler that also answers without waiting (standin.Handler): the delay the
+// host would wait, the HTTP version its TLS negotiates and whether the port speaks the request's
+// protocol come back beside the response.
+type InProcessHost interface {
+	Answer(w http.ResponseWriter, r *http.Request) standin.Answer
+}
+
 // ServeExternal answers a request that left the mesh with an in-process handler (the stand-in
-// server's): TLS that reached the host shows as r.TLS, so the handler sees the scheme it received.
+// server's): TLS that reached the host shows as r.TLS, so the handler sees the scheme it received,
+// and the port it came to is the context's http.LocalAddrContextKey. With an InProcessHost the
+// response carries the host's Delay (not waited) and, over TLS, the HTTP version the host
+// negotiates; a request in the wrong protocol for the host's port is out of model (what a client
+// sees then is not an HTTP answer of the host).
 func ServeExternal(h http.Handler, req ExternalRequest) (Response, error) {
 	r := httptest.NewRequest(req.Method, req.Scheme+"://"+req.Host+req.Path, strings.NewReader(req.Body))
 	r.Host = req.Host
@@ -24,14 +38,29 @@ func ServeExternal(h http.Handler, req ExternalRequest) (Response, error) {
 	if req.Scheme == "https" {
 		r.TLS = &tls.ConnectionState{ServerName: req.SNI}
 	}
+	if req.Port > 0 {
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.ParseIP(ExternalAddress), Port: req.Port}))
+	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	var a standin.Answer
+	if ip, ok := h.(InProcessHost); ok {
+		a = ip.Answer(rec, r)
+		if a.WrongProtocol {
+			return Response{}, OutOfModel("%s to port %d of %s, which serves the other protocol", req.Scheme, req.Port, req.Host)
+		}
+	} else {
+		h.ServeHTTP(rec, r)
+	}
 	res := rec.Result()
 	hdr := res.Header.Clone()
 	if hdr.Get("Content-Length") == "" && req.Method != http.MethodHead {
 		hdr.Set("Content-Length", fmt.Sprint(rec.Body.Len()))
 	}
-	return Response{Status: res.StatusCode, Headers: hdr, Body: rec.Body.String()}, nil
+	out := Response{Status: res.StatusCode, Headers: hdr, Body: rec.Body.String(), Delay: a.Delay}
+	if req.Scheme == "https" {
+		out.Proto = a.Proto
+	}
+	return out, nil
 }
 
 // Observed is what curl would report for the response: a reset is exit 52 for plain HTTP (empty

@@ -69,8 +69,12 @@ type Response struct {
 	Status  int
 	Headers http.Header
 	Body    string
-	// Proto is the HTTP version the client spoke end to end ("1.1" or "2").
+	// Proto is the HTTP version the client spoke end to end ("1.1" or "2"). An external host's
+	// answer over TLS sets it from the host's ALPN (ServeExternal); Send fills it otherwise.
 	Proto string
+	// Delay is how long the external host waits before it answers (the stand-in's `delay`,
+	// httpbin's /delay/N): computed, never waited. The model does not apply it to timeouts.
+	Delay time.Duration
 	// Reset means the connection was closed without a response.
 	Reset bool
 }
@@ -171,7 +175,9 @@ func Send(client *Proxy, req Request, world World) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp.Proto = proto
+		if resp.Proto == "" {
+			resp.Proto = proto
+		}
 		res.Response = resp
 		return res, nil
 	}
@@ -183,7 +189,9 @@ func Send(client *Proxy, req Request, world World) (*Result, error) {
 		resp.Proto = "1.1"
 	} else {
 		resp, err = h.sidecarTLS(client, req)
-		if !resp.Reset {
+		// The application's TLS ends at the external host (no proxy of the model terminates it):
+		// the host's ALPN decides the version when it said.
+		if !resp.Reset && resp.Proto == "" {
 			resp.Proto = proto
 		}
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 func TestGenerateVerifiesForEveryHost(t *testing.T) {
-	hosts := standin.HostNames(standin.DefaultHosts())
+	hosts := standin.HostNames(builtinHosts(t))
 	b, err := pki.Generate(hosts, pki.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestWriteLoadDirRoundTrip(t *testing.T) {
-	hosts := standin.HostNames(standin.DefaultHosts())
+	hosts := standin.HostNames(builtinHosts(t))
 	b, err := pki.Generate(hosts, pki.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -218,4 +218,18 @@ func TestPEMRoundTrip(t *testing.T) {
 	if _, err := ca.Issue("not a host", pki.Options{}); err == nil {
 		t.Fatal("issued a certificate for an invalid name")
 	}
+}
+
+// builtinHosts are the built-in catalog's external hosts.
+func builtinHosts(t *testing.T) []standin.Host {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "suites", "catalog", "hosts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := standin.LoadHosts(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hosts
 }

@@ -25,7 +25,7 @@ func FuzzRunScenario(f *testing.F) {
 		f.Add(data)
 	}
 	files := fstest.MapFS{}
-	for _, name := range []string{"se.yaml", "np.yaml"} {
+	for _, name := range []string{"se.yaml", "np.yaml", "hosts.yaml"} {
 		data, err := os.ReadFile("testdata/basic/" + name)
 		if err != nil {
 			f.Fatal(err)

@@ -47,14 +47,22 @@ func (b *syncBuffer) String() string {
 
 type standinUnderTest struct {
 	httpPort, httpsPort int
-	caFile              string
-	certs               *pki.Bundle
-	log                 *syncBuffer
+	// ports maps each declared port to the loopback port serving it.
+	ports  map[int]int
+	caFile string
+	certs  *pki.Bundle
+	log    *syncBuffer
 }
 
 func startStandin(t *testing.T) *standinUnderTest {
 	t.Helper()
-	hosts := DefaultHosts()
+	return startStandinWith(t, builtinHosts(t))
+}
+
+// startStandinWith serves hosts on loopback, one random port for each declared port
+// (standinUnderTest.ports maps them).
+func startStandinWith(t *testing.T, hosts []Host) *standinUnderTest {
+	t.Helper()
 	certs, err := pki.Generate(HostNames(hosts), pki.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -63,13 +71,15 @@ func startStandin(t *testing.T) *standinUnderTest {
 	if err := certs.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	httpL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpsL, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	listeners := map[int]net.Listener{}
+	ports := map[int]int{}
+	for _, p := range ServerPorts(hosts) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[p.Port] = l
+		ports[p.Port] = l.Addr().(*net.TCPAddr).Port
 	}
 	logBuf := &syncBuffer{}
 	// Handshake errors (the tests that make curl refuse the certificate) go to errLog.
@@ -77,7 +87,7 @@ func startStandin(t *testing.T) *standinUnderTest {
 	srv := &Server{Hosts: hosts, Certs: certs, Log: logBuf, ErrorLog: log.New(errLog, "", 0)}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, httpL, httpsL) }()
+	go func() { errc <- srv.Serve(ctx, listeners) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -90,8 +100,9 @@ func startStandin(t *testing.T) *standinUnderTest {
 		}
 	})
 	return &standinUnderTest{
-		httpPort:  httpL.Addr().(*net.TCPAddr).Port,
-		httpsPort: httpsL.Addr().(*net.TCPAddr).Port,
+		httpPort:  ports[80],
+		httpsPort: ports[443],
+		ports:     ports,
 		caFile:    filepath.Join(dir, pki.CAFile),
 		certs:     certs,
 		log:       logBuf,
@@ -183,7 +194,7 @@ func (r curlResult) String() string {
 
 func TestCurlEveryHostBothSchemes(t *testing.T) {
 	s := startStandin(t)
-	for _, h := range DefaultHosts() {
+	for _, h := range builtinHosts(t) {
 		for _, scheme := range []string{"http", "https"} {
 			b := h.For(scheme)
 			wantStatus := b.Status
@@ -319,7 +330,7 @@ func (s *standinUnderTest) port(scheme string) int {
 
 func TestCurlTLSVerification(t *testing.T) {
 	s := startStandin(t)
-	for _, host := range HostNames(DefaultHosts()) {
+	for _, host := range HostNames(builtinHosts(t)) {
 		// Without the run's CA, curl cannot authenticate the stand-in: exit 60.
 		if r := s.curl(t, "https", host, "/", false); r.exit != 60 {
 			t.Errorf("%s without --cacert: want exit 60, got %s", host, r)
@@ -409,14 +420,15 @@ func TestCurlUnknownHostAndLog(t *testing.T) {
 }
 
 func TestListenAndServeStopsOnCancel(t *testing.T) {
-	certs, err := pki.Generate(HostNames(DefaultHosts()), pki.Options{})
+	hosts := builtinHosts(t)
+	certs, err := pki.Generate(HostNames(hosts), pki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		errc <- (&Server{Certs: certs, HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"}).ListenAndServe(ctx)
+		errc <- (&Server{Hosts: hosts, Certs: certs, Addrs: map[int]string{80: "127.0.0.1:0", 443: "127.0.0.1:0"}}).ListenAndServe(ctx)
 	}()
 	time.Sleep(100 * time.Millisecond)
 	cancel()
@@ -429,7 +441,7 @@ func TestListenAndServeStopsOnCancel(t *testing.T) {
 		t.Fatal("ListenAndServe did not stop")
 	}
 	// HTTPS without certificates is refused up front.
-	err = (&Server{HTTPAddr: "-", HTTPSAddr: "127.0.0.1:0"}).ListenAndServe(context.Background())
+	err = (&Server{Hosts: hosts, Addrs: map[int]string{80: "-", 443: "127.0.0.1:0"}}).ListenAndServe(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "certificates") {
 		t.Fatalf("no certs: %v", err)
 	}
@@ -439,8 +451,8 @@ func TestListenAndServeStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = (&Server{Certs: certs, HTTPAddr: l.Addr().String(), HTTPSAddr: "-"}).ListenAndServe(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "listen HTTP") {
+	err = (&Server{Hosts: hosts, Certs: certs, Addrs: map[int]string{80: l.Addr().String(), 443: "-"}}).ListenAndServe(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "listen for port 80 (http) on "+l.Addr().String()) {
 		t.Fatalf("busy port: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ func serve(t *testing.T, h http.Handler, method, target string, tlsOn bool, body
 }
 
 func TestHandlerInProcess(t *testing.T) {
-	h := NewHandler(DefaultHosts())
+	h := NewHandler(builtinHosts(t))
 
 	w := serve(t, h, "HEAD", "http://www.aliyun.com/", false, "", nil)
 	if w.Code != 301 || w.Header().Get("Location") != "https://www.aliyun.com/" {
@@ -69,7 +69,7 @@ func TestHandlerInProcess(t *testing.T) {
 }
 
 func TestHandlerHostMatching(t *testing.T) {
-	h := NewHandler(DefaultHosts())
+	h := NewHandler(builtinHosts(t))
 	for _, target := range []string{"http://WWW.Aliyun.COM/", "http://www.aliyun.com:80/", "http://www.aliyun.com.:8080/"} {
 		if w := serve(t, h, "GET", target, false, "", nil); w.Code != 301 {
 			t.Errorf("%s: %d, want 301", target, w.Code)
@@ -93,7 +93,7 @@ func TestHandlerHostMatching(t *testing.T) {
 }
 
 func TestHandlerHTTPBinSchemeIsTheServers(t *testing.T) {
-	h := NewHandler(DefaultHosts())
+	h := NewHandler(builtinHosts(t))
 	for _, c := range []struct {
 		tls      bool
 		xfp      string

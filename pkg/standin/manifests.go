@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -42,7 +43,7 @@ const (
 
 	// CertsSecretName holds ca.crt and <host>.crt / <host>.key (pki.Bundle.Files).
 	CertsSecretName = "standin-certs"
-	// HostsConfigMapName holds hosts.yaml when the run serves hosts other than the embedded ones.
+	// HostsConfigMapName holds the hosts.yaml the stand-in serves (the catalog's hosts).
 	HostsConfigMapName = "standin-hosts"
 	CertsMountPath     = "/etc/egressconf/certs"
 	HostsMountPath     = "/etc/egressconf/hosts"
@@ -73,8 +74,8 @@ type InCluster struct {
 	RunID string
 	// Certs has the CA and a leaf for every host. Required.
 	Certs *pki.Bundle
-	// Hosts served; nil serves the image's embedded hosts.yaml. Otherwise they are put in a
-	// ConfigMap and passed with --hosts.
+	// Hosts served (the catalog's: catalog.Catalog.Hosts). Required. They are put in a ConfigMap
+	// and passed with --hosts; the Deployment and the Service expose every port they declare.
 	Hosts []Host
 	// Image; DefaultImage when empty. ImagePullPolicy; IfNotPresent when empty.
 	Image           string
@@ -111,17 +112,14 @@ func (c *InCluster) Labels() map[string]string {
 type Objects struct {
 	Namespace   *corev1.Namespace
 	Secret      *corev1.Secret
-	HostsConfig *corev1.ConfigMap // nil when the embedded hosts are served
+	HostsConfig *corev1.ConfigMap
 	Deployment  *appsv1.Deployment
 	Service     *corev1.Service
 }
 
 // List returns the objects in the order to create them.
 func (o *Objects) List() []runtime.Object {
-	out := []runtime.Object{o.Namespace, o.Secret}
-	if o.HostsConfig != nil {
-		out = append(out, o.HostsConfig)
-	}
+	out := []runtime.Object{o.Namespace, o.Secret, o.HostsConfig}
 	// The Service first: its ClusterIP is the Deployment's DNS answer.
 	return append(out, o.Service, o.Deployment)
 }
@@ -142,7 +140,7 @@ func (o *Objects) YAML() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Objects builds the namespace, Secret, optional hosts ConfigMap, Deployment and Service.
+// Objects builds the namespace, Secret, hosts ConfigMap, Deployment and Service.
 func (c *InCluster) Objects() (*Objects, error) {
 	if c.RunID == "" {
 		return nil, errors.New("standin: InCluster.RunID is required")
@@ -151,15 +149,15 @@ func (c *InCluster) Objects() (*Objects, error) {
 		return nil, errors.New("standin: InCluster.Certs is required")
 	}
 	hosts := c.Hosts
-	if hosts == nil {
-		hosts = DefaultHosts()
+	if len(hosts) == 0 {
+		return nil, errors.New("standin: InCluster.Hosts is required (the catalog's hosts)")
 	}
 	if err := ValidateHosts(hosts); err != nil {
 		return nil, err
 	}
-	for _, n := range HostNames(hosts) {
-		if _, ok := c.Certs.Leaf(n); !ok {
-			return nil, fmt.Errorf("standin: no certificate for host %s", n)
+	for _, h := range hosts {
+		if _, ok := c.Certs.Leaf(normalizeName(h.Name)); !ok && h.HTTPS != nil {
+			return nil, fmt.Errorf("standin: no certificate for host %s", normalizeName(h.Name))
 		}
 	}
 	image := c.Image
@@ -190,10 +188,20 @@ func (c *InCluster) Objects() (*Objects, error) {
 		Data:       files,
 	}
 
-	args := []string{"--certs=" + CertsMountPath, "--http-addr=:80", "--https-addr=:443"}
-	ports := []corev1.ContainerPort{
-		{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP},
-		{Name: "https", ContainerPort: 443, Protocol: corev1.ProtocolTCP},
+	args := []string{"--certs=" + CertsMountPath}
+	// Every port a host declares, the same number on the container and on the Service: the
+	// server tells a host's ports apart by the port a request arrived on.
+	var ports []corev1.ContainerPort
+	var svcPorts []corev1.ServicePort
+	ready := intstr.FromInt32(0)
+	for _, p := range ServerPorts(hosts) {
+		name := PortName(p)
+		ports = append(ports, corev1.ContainerPort{Name: name, ContainerPort: int32(p.Port), Protocol: corev1.ProtocolTCP})
+		svcPorts = append(svcPorts, corev1.ServicePort{Name: name, Port: int32(p.Port), TargetPort: intstr.FromString(name), Protocol: corev1.ProtocolTCP})
+		if ready.IntVal == 0 {
+			// The listeners open together: the first one answering means the server is up.
+			ready = intstr.FromInt32(int32(p.Port))
+		}
 	}
 	if c.ServiceIP != "" {
 		if ip := net.ParseIP(c.ServiceIP); ip == nil || ip.To4() == nil {
@@ -214,26 +222,24 @@ func (c *InCluster) Objects() (*Objects, error) {
 		sum.Write([]byte(k))
 		sum.Write(files[k])
 	}
-	if c.Hosts != nil {
-		data, err := MarshalHosts(hosts)
-		if err != nil {
-			return nil, err
-		}
-		sum.Write(data)
-		o.HostsConfig = &corev1.ConfigMap{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-			ObjectMeta: meta(HostsConfigMapName),
-			Data:       map[string]string{"hosts.yaml": string(data)},
-		}
-		args = append(args, "--hosts="+HostsMountPath+"/hosts.yaml")
-		volumes = append(volumes, corev1.Volume{
-			Name: "hosts",
-			VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: HostsConfigMapName},
-			}},
-		})
-		mounts = append(mounts, corev1.VolumeMount{Name: "hosts", MountPath: HostsMountPath, ReadOnly: true})
+	data, err := MarshalHosts(hosts)
+	if err != nil {
+		return nil, err
 	}
+	sum.Write(data)
+	o.HostsConfig = &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: meta(HostsConfigMapName),
+		Data:       map[string]string{"hosts.yaml": string(data)},
+	}
+	args = append(args, "--hosts="+HostsMountPath+"/hosts.yaml")
+	volumes = append(volumes, corev1.Volume{
+		Name: "hosts",
+		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: HostsConfigMapName},
+		}},
+	})
+	mounts = append(mounts, corev1.VolumeMount{Name: "hosts", MountPath: HostsMountPath, ReadOnly: true})
 
 	selector := map[string]string{LabelName: AppName}
 	podLabels := c.Labels()
@@ -269,10 +275,10 @@ func (c *InCluster) Objects() (*Objects, error) {
 						Args:            args,
 						Ports:           ports,
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(443)}},
+							ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: ready}},
 							PeriodSeconds: 2,
 						},
-						// The server binds 80 and 443 itself: root with only NET_BIND_SERVICE.
+						// The server binds 80, 443 (any declared port) itself: root with only NET_BIND_SERVICE.
 						SecurityContext: &corev1.SecurityContext{
 							RunAsUser:                &root,
 							RunAsGroup:               &root,
@@ -300,13 +306,11 @@ func (c *InCluster) Objects() (*Objects, error) {
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selector,
-			Ports: []corev1.ServicePort{
-				{Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
-				{Name: "https", Port: 443, TargetPort: intstr.FromString("https"), Protocol: corev1.ProtocolTCP},
+			Ports: append(svcPorts,
 				// The resolver of scoped DNS (pods whose dnsConfig names this ClusterIP).
-				{Name: "dns-udp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
-				{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP},
-			},
+				corev1.ServicePort{Name: "dns-udp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolUDP},
+				corev1.ServicePort{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP},
+			),
 		},
 	}
 	return o, nil
@@ -354,6 +358,18 @@ func CABundleVolumeMount() corev1.VolumeMount {
 // only it, which is what a hermetic run wants).
 func CABundleEnv() corev1.EnvVar {
 	return corev1.EnvVar{Name: "CURL_CA_BUNDLE", Value: CABundleMountPath + "/" + CABundleKey}
+}
+
+// PortName names a stand-in port in its Deployment and Service: http and https for 80 and 443,
+// else the protocol and the number (http-8080).
+func PortName(p Port) string {
+	switch {
+	case p.Port == 80 && p.Protocol == ProtocolHTTP:
+		return "http"
+	case p.Port == 443 && p.Protocol == ProtocolHTTPS:
+		return "https"
+	}
+	return p.Protocol + "-" + strconv.Itoa(p.Port)
 }
 
 // MarshalHosts renders hosts in the hosts.yaml format LoadHosts reads.

@@ -3,6 +3,7 @@ package standin
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +20,12 @@ import (
 
 func testInCluster(t *testing.T) *InCluster {
 	t.Helper()
-	certs, err := pki.Generate(HostNames(DefaultHosts()), pki.Options{})
+	hosts := builtinHosts(t)
+	certs, err := pki.Generate(HostNames(hosts), pki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &InCluster{RunID: "run-1", Certs: certs}
+	return &InCluster{RunID: "run-1", Certs: certs, Hosts: hosts}
 }
 
 func TestObjects(t *testing.T) {
@@ -32,8 +34,8 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.HostsConfig != nil {
-		t.Error("embedded hosts need no ConfigMap")
+	if got, err := LoadHosts([]byte(o.HostsConfig.Data["hosts.yaml"])); err != nil || !reflect.DeepEqual(got, c.Hosts) {
+		t.Errorf("the hosts ConfigMap does not hold the hosts: %v", err)
 	}
 	for _, obj := range o.List() {
 		m := obj.(metav1.Object)
@@ -52,7 +54,7 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("secret does not load: %v", err)
 	}
-	if len(b.Leaves) != len(DefaultHosts()) {
+	if len(b.Leaves) != len(builtinHosts(t)) {
 		t.Errorf("secret has %d leaves", len(b.Leaves))
 	}
 
@@ -62,7 +64,7 @@ func TestObjects(t *testing.T) {
 	if ctr.Image != DefaultImage || ctr.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %s %s", ctr.Image, ctr.ImagePullPolicy)
 	}
-	if strings.Join(ctr.Args, " ") != "--certs=/etc/egressconf/certs --http-addr=:80 --https-addr=:443" {
+	if strings.Join(ctr.Args, " ") != "--certs=/etc/egressconf/certs --hosts=/etc/egressconf/hosts/hosts.yaml" {
 		t.Errorf("args %v", ctr.Args)
 	}
 	if ctr.VolumeMounts[0].MountPath != CertsMountPath || pod.Spec.Volumes[0].Secret.SecretName != o.Secret.Name {
@@ -114,7 +116,7 @@ func TestObjects(t *testing.T) {
 
 func TestObjectsCustomHostsAndErrors(t *testing.T) {
 	c := testInCluster(t)
-	c.Hosts = DefaultHosts()[:2]
+	c.Hosts = builtinHosts(t)[:2]
 	c.Image = "docker.io/local/standin:1"
 	c.ImagePullPolicy = corev1.PullNever
 	o, err := c.Objects()
@@ -254,5 +256,39 @@ func TestObjectsServiceIP(t *testing.T) {
 	}
 	if strings.Join(dnsPorts, ",") != "UDP,TCP" || !strings.Contains(strings.Join(ctr.Args, " "), "--dns-answer=10.96.0.9") {
 		t.Errorf("ports %v args %v", ctr.Ports, ctr.Args)
+	}
+}
+
+// TestObjectsExposeEveryDeclaredPort: a host on another port gets a container port and a Service
+// port of the same number (the server tells a host's ports apart by the port a request came to).
+func TestObjectsExposeEveryDeclaredPort(t *testing.T) {
+	c := testInCluster(t)
+	c.Hosts = append(c.Hosts, Host{Name: "api.example.test", Ports: []Port{{8080, ProtocolHTTP}, {8443, ProtocolHTTPS}},
+		HTTP: &Behaviour{Status: 200}, HTTPS: &Behaviour{Status: 200}})
+	certs, err := pki.Generate(HostNames(c.Hosts), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Certs = certs
+	o, err := c.Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctrPorts, svcPorts []string
+	for _, p := range o.Deployment.Spec.Template.Spec.Containers[0].Ports {
+		ctrPorts = append(ctrPorts, fmt.Sprintf("%s=%d", p.Name, p.ContainerPort))
+	}
+	for _, p := range o.Service.Spec.Ports {
+		svcPorts = append(svcPorts, fmt.Sprintf("%s=%d->%s", p.Name, p.Port, p.TargetPort.String()))
+	}
+	if got := strings.Join(ctrPorts, " "); got != "http=80 https=443 http-8080=8080 https-8443=8443" {
+		t.Errorf("container ports %s", got)
+	}
+	if got := strings.Join(svcPorts, " "); got != "http=80->http https=443->https http-8080=8080->http-8080 https-8443=8443->https-8443 dns-udp=53->53 dns-tcp=53->53" {
+		t.Errorf("service ports %s", got)
+	}
+	c.Hosts = nil
+	if _, err := c.Objects(); err == nil || !strings.Contains(err.Error(), "Hosts is required") {
+		t.Errorf("no hosts: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -16,24 +17,18 @@ import (
 	"github.com/egressconf/egressconf/pkg/pki"
 )
 
-// Default listen addresses of Server.
-const (
-	DefaultHTTPAddr  = ":80"
-	DefaultHTTPSAddr = ":443"
-)
-
-// Server serves hosts on plain HTTP and on HTTPS. Over TLS the leaf certificate is chosen by SNI
-// (pki.Bundle.GetCertificate) and HTTP/2 is negotiated by ALPN when the client offers it
-// ("h2"), HTTP/1.1 otherwise.
+// Server serves hosts on every port they declare: plain HTTP on their http ports, TLS on their
+// https ports. Over TLS the leaf certificate is chosen by SNI (pki.Bundle.GetCertificate) and the
+// HTTP version by ALPN, among what the host allows (Behaviour.ALPN; h2 then http/1.1 by default).
+// A behaviour's delay is waited before the response.
 type Server struct {
-	// Hosts served; DefaultHosts() when nil.
+	// Hosts served. Required.
 	Hosts []Host
-	// Certs has a leaf for every host served over HTTPS. Required unless HTTPS is disabled.
+	// Certs has a leaf for every host with an https port. Required when one is listened on.
 	Certs *pki.Bundle
-	// HTTPAddr and HTTPSAddr to listen on; DefaultHTTPAddr / DefaultHTTPSAddr when empty, "-" to
-	// disable that listener.
-	HTTPAddr  string
-	HTTPSAddr string
+	// Addrs maps a declared port to the address its listener binds (e.g. "127.0.0.1:18080");
+	// ":<port>" when absent, "-" to not listen for that port.
+	Addrs map[int]string
 	// Log receives one line per request (see LogRequests); nil logs nothing.
 	Log io.Writer
 	// ErrorLog receives the servers' own errors (TLS handshake failures, ...); nil: the log
@@ -43,67 +38,99 @@ type Server struct {
 	ShutdownTimeout time.Duration
 }
 
-// ListenAndServe listens on HTTPAddr and HTTPSAddr and serves until ctx ends, then shuts down
-// gracefully. It returns nil after a shutdown caused by ctx.
+// ListenAndServe listens for every port of the hosts (ServerPorts) at its address (Addrs) and
+// serves until ctx ends, then shuts down gracefully. It returns nil after a shutdown caused by
+// ctx.
 func (s *Server) ListenAndServe(ctx context.Context) error {
-	httpAddr, httpsAddr := s.HTTPAddr, s.HTTPSAddr
-	if httpAddr == "" {
-		httpAddr = DefaultHTTPAddr
-	}
-	if httpsAddr == "" {
-		httpsAddr = DefaultHTTPSAddr
-	}
-	var lc net.ListenConfig
-	var httpL, httpsL net.Listener
-	var err error
-	if httpAddr != "-" {
-		if httpL, err = lc.Listen(ctx, "tcp", httpAddr); err != nil {
-			return fmt.Errorf("standin: listen HTTP: %w", err)
-		}
-	}
-	if httpsAddr != "-" {
-		if httpsL, err = lc.Listen(ctx, "tcp", httpsAddr); err != nil {
-			if httpL != nil {
-				httpL.Close()
-			}
-			return fmt.Errorf("standin: listen HTTPS: %w", err)
-		}
-	}
-	return s.Serve(ctx, httpL, httpsL)
-}
-
-// Serve serves plain HTTP on httpL and TLS on httpsL (either may be nil, not both) until ctx
-// ends, then shuts down gracefully and returns nil. It closes the listeners.
-func (s *Server) Serve(ctx context.Context, httpL, httpsL net.Listener) error {
-	if httpL == nil && httpsL == nil {
-		return errors.New("standin: no listener")
-	}
-	hosts := s.Hosts
-	if hosts == nil {
-		hosts = DefaultHosts()
-	}
-	if err := ValidateHosts(hosts); err != nil {
+	if err := s.check(); err != nil {
 		return err
 	}
-	if httpsL != nil {
+	var lc net.ListenConfig
+	ls := map[int]net.Listener{}
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, p := range ServerPorts(s.Hosts) {
+		addr := s.Addrs[p.Port]
+		if addr == "" {
+			addr = ":" + strconv.Itoa(p.Port)
+		}
+		if addr == "-" {
+			continue
+		}
+		l, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("standin: listen for port %d (%s) on %s: %w", p.Port, p.Protocol, addr, err)
+		}
+		ls[p.Port] = l
+	}
+	return s.Serve(ctx, ls)
+}
+
+func (s *Server) check() error {
+	if len(s.Hosts) == 0 {
+		return errors.New("standin: no hosts to serve")
+	}
+	return ValidateHosts(s.Hosts)
+}
+
+// Serve serves each listener as the declared port it is keyed by (its protocol is the one the
+// hosts give that port) until ctx ends, then shuts down gracefully and returns nil. It closes
+// the listeners.
+func (s *Server) Serve(ctx context.Context, listeners map[int]net.Listener) error {
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	if len(listeners) == 0 {
+		return errors.New("standin: no listener")
+	}
+	if err := s.check(); err != nil {
+		closeAll()
+		return err
+	}
+	protocol := map[int]string{}
+	for _, p := range ServerPorts(s.Hosts) {
+		protocol[p.Port] = p.Protocol
+	}
+	ports := make([]int, 0, len(listeners))
+	tlsNeeded := false
+	for port := range listeners {
+		proto, ok := protocol[port]
+		if !ok {
+			closeAll()
+			return fmt.Errorf("standin: a listener for port %d, which no host declares", port)
+		}
+		tlsNeeded = tlsNeeded || proto == ProtocolHTTPS
+		ports = append(ports, port)
+	}
+	sort.Ints(ports)
+	alpn := map[string][]string{}
+	if tlsNeeded {
 		if s.Certs == nil {
-			httpsL.Close()
-			if httpL != nil {
-				httpL.Close()
-			}
+			closeAll()
 			return errors.New("standin: HTTPS needs certificates (Server.Certs)")
 		}
-		for _, n := range HostNames(hosts) {
+		for _, h := range s.Hosts {
+			n := normalizeName(h.Name)
+			if h.HTTPS == nil {
+				continue
+			}
 			if _, ok := s.Certs.Leaf(n); !ok {
-				httpsL.Close()
-				if httpL != nil {
-					httpL.Close()
-				}
+				closeAll()
 				return fmt.Errorf("standin: no certificate for host %s", n)
+			}
+			if len(h.HTTPS.ALPN) > 0 {
+				alpn[n] = h.HTTPS.ALPN
 			}
 		}
 	}
-	var h http.Handler = NewHandler(hosts)
+	handler := NewHandler(s.Hosts)
+	var h http.Handler = handler
 	if s.Log != nil {
 		h = LogRequests(h, s.Log)
 	}
@@ -118,31 +145,44 @@ func (s *Server) Serve(ctx context.Context, httpL, httpsL net.Listener) error {
 		err  error
 	}
 	var servers []*http.Server
-	done := make(chan served, 2)
-	newServer := func() *http.Server {
-		return &http.Server{
+	done := make(chan served, len(listeners))
+	for _, port := range ports {
+		port, l := port, listeners[port]
+		srv := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          s.ErrorLog,
 			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+			ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+				return context.WithValue(ctx, declaredPortKey{}, port)
+			},
 		}
-	}
-	if httpL != nil {
-		srv := newServer()
 		servers = append(servers, srv)
-		go func() { done <- served{"HTTP", srv, srv.Serve(httpL)} }()
-	}
-	if httpsL != nil {
-		srv := newServer()
-		srv.TLSConfig = &tls.Config{
+		name := fmt.Sprintf("port %d (%s)", port, protocol[port])
+		if protocol[port] == ProtocolHTTP {
+			go func() { done <- served{name, srv, srv.Serve(l)} }()
+			continue
+		}
+		base := &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.Certs.GetCertificate,
 			// ServeTLS adds "h2" itself; listing it keeps the preference explicit.
-			NextProtos: []string{"h2", "http/1.1"},
+			NextProtos: append([]string(nil), DefaultALPN...),
 		}
-		servers = append(servers, srv)
-		go func() { done <- served{"HTTPS", srv, srv.ServeTLS(httpsL, "", "")} }()
+		// A host that restricts ALPN (alpn: [http/1.1]) gets a config offering only its list.
+		base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			list, ok := alpn[normalizeName(hello.ServerName)]
+			if !ok {
+				return nil, nil
+			}
+			c := base.Clone()
+			c.GetConfigForClient = nil
+			c.NextProtos = list
+			return c, nil
+		}
+		srv.TLSConfig = base
+		go func() { done <- served{name, srv, srv.ServeTLS(l, "", "")} }()
 	}
 
 	var first error
@@ -173,7 +213,7 @@ func (s *Server) Serve(ctx context.Context, httpL, httpsL net.Listener) error {
 
 // LogRequests wraps h to write one line per request to out:
 //
-//	2026-01-02T15:04:05.000Z host=www.aliyun.com scheme=http proto=HTTP/1.1 method=HEAD path=/ status=301 bytes=0 dur=0.2ms sni= remote=10.244.0.7:51234
+//	2026-01-02T15:04:05.000Z host=www.aliyun.com scheme=http proto=HTTP/1.1 method=HEAD path=/ status=301 bytes=0 dur=0.2ms sni= remote=10.244.0.7:51234 port=80
 func LogRequests(h http.Handler, out io.Writer) http.Handler {
 	var mu sync.Mutex
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,10 +229,10 @@ func LogRequests(h http.Handler, out io.Writer) http.Handler {
 				sni = r.TLS.ServerName
 			}
 			path := r.URL.RequestURI()
-			line := fmt.Sprintf("%s host=%s scheme=%s proto=%s method=%s path=%s status=%d bytes=%d dur=%.1fms sni=%s remote=%s\n",
+			line := fmt.Sprintf("%s host=%s scheme=%s proto=%s method=%s path=%s status=%d bytes=%d dur=%.1fms sni=%s remote=%s port=%d\n",
 				start.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 				logValue(r.Host), RequestScheme(r), logValue(r.Proto), logValue(r.Method), logValue(path),
-				status, rec.bytes, float64(time.Since(start).Microseconds())/1000, logValue(sni), logValue(r.RemoteAddr))
+				status, rec.bytes, float64(time.Since(start).Microseconds())/1000, logValue(sni), logValue(r.RemoteAddr), RequestPort(r))
 			mu.Lock()
 			_, _ = io.WriteString(out, line)
 			mu.Unlock()

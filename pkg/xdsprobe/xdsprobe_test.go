@@ -105,7 +105,7 @@ func start(t *testing.T) (*xds.FakeDiscoveryServer, *Prober) {
 		KubernetesObjects: objs,
 		ListenerBuilder:   func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") },
 	})
-	p := New(k8sfake.NewClientset(objs...), fake.Listener.Addr().String(), standin.NewHandler(standin.DefaultHosts()))
+	p := New(k8sfake.NewClientset(objs...), fake.Listener.Addr().String(), standin.NewHandler(builtinHosts(t)))
 	p.Settle = 10 * time.Second
 	t.Cleanup(p.Close)
 	return fake, p
@@ -263,3 +263,13 @@ func TestGatewayLookupFailureIsAnError(t *testing.T) {
 }
 
 func labelsOf(m map[string]string) labels.Selector { return labels.SelectorFromSet(m) }
+
+// builtinHosts are the built-in catalog's external hosts.
+func builtinHosts(t *testing.T) []standin.Host {
+	t.Helper()
+	c, err := suites.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Hosts
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/standin"
+	"github.com/egressconf/egressconf/suites"
 )
 
 // dnsScope checks, on a cluster the harness did not create, that a run without --cluster-dns
@@ -137,7 +138,12 @@ func (d *dnsScope) during() {
 	if cur := corefileOrErr(ctx, d.cs); cur != d.corefile {
 		fail("during the run, kube-system/coredns's Corefile changed:\n%s", cur)
 	}
-	for _, h := range standin.HostNames(standin.DefaultHosts()) {
+	c, err := suites.Builtin()
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	for _, h := range standin.HostNames(c.Hosts) {
 		got, err := d.resolve(ctx, d.ns, "bystander", "sleep", h)
 		if err != nil {
 			fail("%v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,13 +27,16 @@ import (
 // every external host resolves to the stand-in and answers.
 func (b *Backend) prepareHermetic(ctx context.Context) error {
 	t := b.o.Timeouts
-	hosts := standin.HostNames(standin.DefaultHosts())
+	if len(b.o.Hosts) == 0 {
+		return fmt.Errorf("a hermetic run needs the catalog's external hosts (its hosts.yaml), and none were given")
+	}
+	hosts := standin.HostNames(b.o.Hosts)
 	// Decided before anything is created: a refusal leaves the cluster as it was.
 	mode, err := b.decideDNS(ctx)
 	if err != nil {
 		return err
 	}
-	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: standin.DefaultHosts()}
+	in := &standin.InCluster{RunID: b.o.RunID, Image: b.o.StandinImage, Hosts: b.o.Hosts}
 	if err := b.phase("stand-in certificates", func() (err error) {
 		in.Certs, err = pki.Generate(hosts, pki.Options{})
 		return err
@@ -106,7 +110,7 @@ func (b *Backend) prepareHermetic(ctx context.Context) error {
 			b.mu.Lock()
 			b.info.ClusterDNS = note
 			b.mu.Unlock()
-			return b.checkDNS(ctx, hosts)
+			return b.checkDNS(ctx)
 		})
 	}
 	// Said, and recorded for the reports, before CoreDNS changes.
@@ -126,7 +130,7 @@ func (b *Backend) prepareHermetic(ctx context.Context) error {
 				return err
 			}
 		}
-		return b.checkDNS(ctx, hosts)
+		return b.checkDNS(ctx)
 	})
 }
 
@@ -168,8 +172,9 @@ func (b *Backend) restartCoreDNS(ctx context.Context) error {
 }
 
 // checkDNS runs a pod without a sidecar in the stand-in's namespace and polls, with curl, until
-// every external host answers from the stand-in (the Corefile change reached CoreDNS).
-func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
+// every external host answers from the stand-in on its first port (the Corefile change reached
+// CoreDNS).
+func (b *Backend) checkDNS(ctx context.Context) error {
 	w := catalog.Workload{Name: "dnscheck", Namespace: standin.Namespace, Fixture: "sleep", ServiceAccount: "default"}
 	objs, err := fixtures.Workload(w, fixtures.Options{RunID: b.o.RunID, CurlImage: b.o.CurlImage, TrustRunCA: true, DNS: b.dns})
 	if err != nil {
@@ -208,8 +213,9 @@ func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
 	var last string
 	err = b.poll(ctx, b.o.Timeouts.Provision, func(ctx context.Context) (bool, error) {
 		var bad []string
-		for _, h := range hosts {
-			res, err := b.exec(ctx, pod.Namespace, pod.Name, "sleep", []string{"curl", "-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code} %{remote_ip}", "http://" + h + "/"})
+		for _, host := range b.standin.Hosts {
+			h := host.Name
+			res, err := b.exec(ctx, pod.Namespace, pod.Name, "sleep", []string{"curl", "-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code} %{remote_ip}", hostURL(host, host.PortList()[0], "/")})
 			if err != nil {
 				return false, err
 			}
@@ -230,29 +236,35 @@ func (b *Backend) checkDNS(ctx context.Context, hosts []string) error {
 	return b.checkStandinOutcomes(ctx, pod)
 }
 
-// checkStandinOutcomes asserts, from a pod without a sidecar, each host's documented answer by name:
-// the status of its behaviour over HTTP and over HTTPS (verified against the run's CA, HTTP/2 by
-// ALPN), and for httpbin hosts /anything reporting the scheme the host received.
+// checkStandinOutcomes asserts, from a pod without a sidecar, each host's documented answer by name
+// on every port it declares: the status of its behaviour (verified against the run's CA over
+// HTTPS, the HTTP version its ALPN allows), and for httpbin hosts /anything reporting the scheme
+// the host received.
 func (b *Backend) checkStandinOutcomes(ctx context.Context, pod *corev1.Pod) error {
 	type check struct {
 		url, body string
 		status    int
-		h2        bool
+		version   string
+		delay     time.Duration
 	}
 	var checks []check
 	for _, h := range b.standin.Hosts {
-		for _, scheme := range []string{"http", "https"} {
-			bh := h.For(scheme)
-			if bh == nil {
-				continue
+		for _, p := range h.PortList() {
+			bh := h.For(p.Protocol)
+			version := "1.1"
+			if p.Protocol == standin.ProtocolHTTPS && h.NegotiatedALPN() == standin.ALPNHTTP2 {
+				version = "2"
 			}
 			st := bh.Status
-			if bh.HTTPBin {
+			switch {
+			case bh.HTTPBin:
 				st = 200
-				checks = append(checks, check{url: scheme + "://" + h.Name + "/anything", status: 200, h2: scheme == "https",
-					body: fmt.Sprintf(`"url": "%s://%s/anything"`, scheme, h.Name)})
+				u := hostURL(h, p, "/anything")
+				checks = append(checks, check{url: u, status: 200, version: version, body: fmt.Sprintf(`"url": "%s"`, u)})
+			case bh.Redirect != nil:
+				st = bh.Redirect.Status
 			}
-			checks = append(checks, check{url: scheme + "://" + h.Name + "/", status: st, h2: scheme == "https"})
+			checks = append(checks, check{url: hostURL(h, p, "/"), status: st, version: version, delay: bh.Delay})
 		}
 	}
 	var last string
@@ -263,7 +275,7 @@ func (b *Backend) checkStandinOutcomes(ctx context.Context, pod *corev1.Pod) err
 			if err != nil {
 				return false, err
 			}
-			args := probe.Args(req, probe.Options{ConnectTimeout: b.o.Timeouts.ProbeConnect, MaxTime: b.o.Timeouts.ProbeMax})
+			args := probe.Args(req, probe.Options{ConnectTimeout: b.o.Timeouts.ProbeConnect, MaxTime: b.o.Timeouts.ProbeMax + c.delay})
 			res, err := b.exec(ctx, pod.Namespace, pod.Name, "sleep", append([]string{"curl"}, args...))
 			if err != nil {
 				return false, err
@@ -275,8 +287,8 @@ func (b *Backend) checkStandinOutcomes(ctx context.Context, pod *corev1.Pod) err
 			switch {
 			case obs.ExitCode != 0 || obs.HTTPCode != c.status:
 				bad = append(bad, fmt.Sprintf("%s: %s, want %d", c.url, obs.Summary(), c.status))
-			case c.h2 && obs.HTTPVersion != "2":
-				bad = append(bad, fmt.Sprintf("%s: HTTP/%s, want HTTP/2", c.url, obs.HTTPVersion))
+			case obs.HTTPVersion != c.version:
+				bad = append(bad, fmt.Sprintf("%s: HTTP/%s, want HTTP/%s", c.url, obs.HTTPVersion, c.version))
 			case c.body != "" && !strings.Contains(obs.Body, c.body):
 				bad = append(bad, fmt.Sprintf("%s: body lacks %s", c.url, c.body))
 			}
@@ -287,6 +299,15 @@ func (b *Backend) checkStandinOutcomes(ctx context.Context, pod *corev1.Pod) err
 	if err != nil {
 		return fmt.Errorf("stand-in hosts do not answer as documented: %s: %w", last, err)
 	}
-	fmt.Fprintf(b.o.Progress, "   stand-in: %d requests by name from a pod answered as documented (HTTP, HTTPS verified with the run's CA, HTTP/2)\n", len(checks))
+	fmt.Fprintf(b.o.Progress, "   stand-in: %d requests by name from a pod answered as documented (every declared port; HTTPS verified with the run's CA, HTTP version by ALPN)\n", len(checks))
 	return nil
+}
+
+// hostURL is the URL of path on a host's port, the port written only when it is not the
+// protocol's default.
+func hostURL(h standin.Host, p standin.Port, path string) string {
+	if (p.Protocol == standin.ProtocolHTTP && p.Port == 80) || (p.Protocol == standin.ProtocolHTTPS && p.Port == 443) {
+		return p.Protocol + "://" + h.Name + path
+	}
+	return fmt.Sprintf("%s://%s:%d%s", p.Protocol, h.Name, p.Port, path)
 }

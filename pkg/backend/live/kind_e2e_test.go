@@ -294,6 +294,16 @@ func (e *e2e) checkResults(t *testing.T, run *report.Run, ids map[string]bool, e
 	}
 }
 
+// builtinHosts are the built-in catalog's external hosts.
+func builtinHosts(t *testing.T) []standin.Host {
+	t.Helper()
+	c, err := suites.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Hosts
+}
+
 func catalogIDs(t *testing.T, groups ...string) map[string]bool {
 	c, err := suites.Builtin()
 	if err != nil {
@@ -577,6 +587,7 @@ func (e *e2e) api(t *testing.T) {
 		CurlImage: env("EGRESSCONF_CURL_IMAGE", "docker.io/local/curl:1"), NginxImage: env("EGRESSCONF_NGINX_IMAGE", "docker.io/local/nginx:1"),
 		StandinImage: standin.DefaultImage, RestartCoreDNS: true, Progress: &progress,
 		ClusterDNS: clusterdns.ModeOverride, // the kind run's gateways
+		Hosts:      builtinHosts(t),
 	})
 	if err != nil {
 		t.Fatal(err)

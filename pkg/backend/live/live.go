@@ -69,6 +69,9 @@ type Options struct {
 	CurlImage, NginxImage string
 	// Internet is InternetHermetic (default) or InternetLive.
 	Internet string
+	// Hosts are the external hosts the run's stand-in serves and its DNS resolves to it (the
+	// catalog's: catalog.Catalog.Hosts). Required for a hermetic run and for the control-plane probe.
+	Hosts []standin.Host
 	// StandinImage is the stand-in's image reference (standin.DefaultImage when empty).
 	StandinImage string
 	// BuildStandinImage builds the stand-in image from this module's source (pkg/image) and

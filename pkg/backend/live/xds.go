@@ -109,11 +109,17 @@ type timedEntry struct {
 // startXDS port-forwards to istiod's xDS port and opens the prober. Its cleanup closes both and
 // removes the sentinel.
 func (b *Backend) startXDS(ctx context.Context) error {
+	if len(b.o.Hosts) == 0 {
+		return fmt.Errorf("control-plane probe: no external hosts were given (the catalog's hosts.yaml): it answers for them in process")
+	}
+	if err := standin.ValidateHosts(b.o.Hosts); err != nil {
+		return fmt.Errorf("control-plane probe: the catalog's external hosts: %w", err)
+	}
 	addr, stop, err := xdsprobe.ForwardIstiod(ctx, b.cfg, b.cs, IstioNamespace)
 	if err != nil {
 		return err
 	}
-	p := xdsprobe.New(b.cs, addr, standin.NewHandler(standin.DefaultHosts()))
+	p := xdsprobe.New(b.cs, addr, standin.NewHandler(b.o.Hosts))
 	p.Settle = b.o.Timeouts.Converge
 	p.WorkloadLabels = map[string]string{fixtures.LabelRun: b.o.RunID}
 	b.xds = &xdsMode{prober: p, stop: stop, logs: map[string][]timedEntry{}}

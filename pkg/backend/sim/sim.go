@@ -2,7 +2,8 @@
 // with no cluster. Each state (applied resources, mesh config, fixtures) becomes a FakeDiscoveryServer
 // from istio.io/istio/pilot/test/xds; the xDS it generates for the calling sidecar and the egress
 // gateway is evaluated by pkg/envoymodel, and the external host's answer comes from the stand-in
-// server's handler in process.
+// server's handler in process, serving the scenario's external hosts (catalog.Scenario.ExternalHosts:
+// its catalog's hosts.yaml and its spec.hosts), so a catalog's new host needs no code here.
 //
 // Its results are predictions by Istio's control plane with Envoy modelled, never observations of a
 // live mesh; every result says so (backend.OracleOffline).
@@ -11,6 +12,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,8 +43,11 @@ const ProxyIstioVersion = "1.31.0"
 
 // Backend is the offline backend. It is safe for one scenario at a time.
 type Backend struct {
-	mu       sync.Mutex
-	external http.Handler
+	mu sync.Mutex
+	// external answers for the scenario's external hosts (set up by Setup).
+	external *standin.Handler
+	// externalHosts are the names it knows.
+	externalHosts map[string]bool
 
 	scenario *catalog.Scenario
 	mode     meshconfig.MeshConfig_OutboundTrafficPolicy_Mode
@@ -83,7 +88,7 @@ type timedEntry struct {
 // New returns an offline backend whose external hosts answer as the stand-in server does.
 func New(opts ...Option) *Backend {
 	quietIstio()
-	b := &Backend{external: standin.NewHandler(standin.DefaultHosts())}
+	b := &Backend{}
 	for _, o := range opts {
 		o(b)
 	}
@@ -138,6 +143,15 @@ func (b *Backend) Setup(_ context.Context, s *catalog.Scenario) error {
 	b.objects, b.files = nil, nil
 	b.logs = map[string][]timedEntry{}
 	b.lastTrace = map[string][]string{}
+	hosts := s.ExternalHosts()
+	if err := standin.ValidateHosts(hosts); err != nil {
+		return fmt.Errorf("%s: external hosts: %w", s.File, err)
+	}
+	b.external = standin.NewHandler(hosts)
+	b.externalHosts = map[string]bool{}
+	for _, n := range standin.HostNames(hosts) {
+		b.externalHosts[n] = true
+	}
 	if err := b.setMode(s.Spec.MeshPolicy); err != nil {
 		return err
 	}
@@ -332,6 +346,10 @@ func (b *Backend) Probe(_ context.Context, from catalog.Workload, req *probe.Req
 	st, err := b.current()
 	if err != nil {
 		return outcome.Observed{}, err
+	}
+	if host := strings.TrimSuffix(strings.ToLower(req.Host), "."); !b.externalHosts[host] && net.ParseIP(strings.Trim(host, "[]")) == nil && !b.scenario.InClusterName(host) {
+		// Live, such a name is resolved by the cluster's DNS (and its upstream): not modelled.
+		return outcome.Observed{}, &outcome.OutOfModelError{Need: fmt.Sprintf("name resolution of %s, which is not one of the scenario's external hosts (the catalog's hosts.yaml, spec.hosts) nor an in-cluster name", req.Host)}
 	}
 	var client *envoymodel.Proxy
 	if from.HasSidecar() {

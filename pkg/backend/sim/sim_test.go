@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/catalog"
+	"github.com/egressconf/egressconf/pkg/outcome"
+	"github.com/egressconf/egressconf/pkg/probe"
 	"github.com/egressconf/egressconf/pkg/report"
 	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/suites"
@@ -217,5 +220,53 @@ func TestDeleteOfAFileNotAppliedIsAnError(t *testing.T) {
 	}
 	if err := b.Delete(ctx, m); err == nil {
 		t.Error("a second delete of the same file: no error")
+	}
+}
+
+// TestCatalogDeclaresANewHost: a catalog (testdata/newhost) declares its own external host on
+// ports 8080 (http) and 8443 (https, HTTP/1.1 only) in its hosts.yaml, and a redirecting host in a
+// scenario's spec.hosts; the offline backend answers for them through a ServiceEntry with no
+// code of its own knowing them.
+func TestCatalogDeclaresANewHost(t *testing.T) {
+	c, err := catalog.LoadPaths("testdata/newhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := catalog.Validate(c, catalog.ValidateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := runAll(t, sim.New(), c.Scenarios...)
+	for _, id := range c.IDs() {
+		if res := got[id]; res.Verdict != report.Pass {
+			t.Errorf("%s: %s: %s", id, res.Verdict, res.Message)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d results, want 4", len(got))
+	}
+}
+
+// TestUndeclaredHostIsOutOfModel: a name that is neither an external host of the scenario nor an
+// in-cluster name would be resolved by the cluster's DNS, which the offline backend does not model.
+func TestUndeclaredHostIsOutOfModel(t *testing.T) {
+	c, err := catalog.LoadPaths("testdata/newhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Scenarios[0]
+	b := sim.New()
+	ctx := context.Background()
+	if err := b.Setup(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Teardown(ctx, s)
+	w, _ := s.Workload("sleep@demo")
+	req, err := probe.ParseCurl("curl http://www.aliyun.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oom *outcome.OutOfModelError
+	if _, err := b.Probe(ctx, w, req); !errors.As(err, &oom) || !strings.Contains(err.Error(), "www.aliyun.com") {
+		t.Errorf("a host of another catalog: %v, want out of model", err)
 	}
 }
