@@ -19,6 +19,8 @@ import (
 	"github.com/egressconf/egressconf/pkg/backend"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/envoymodel"
+	"github.com/egressconf/egressconf/pkg/report"
+	"github.com/egressconf/egressconf/pkg/runner"
 )
 
 // The proxies of G9's scenario: two sidecars and the egress gateway.
@@ -384,5 +386,30 @@ func TestSecretCredentialDropsSidecarOrigination(t *testing.T) {
 	}
 	if ca, _ := trustedCA(t, find(withSecret[gatewayRef])); ca != "kubernetes://egressconf-standin-ca-cacert" {
 		t.Errorf("gateway: trusted CA %q with a Secret credentialName", ca)
+	}
+}
+
+// TestG9ListsItsAdaptations: a run of G9 lists the two rewrites it makes, naming the file, the
+// object, the field and the change, and G9 still agrees with its documents.
+func TestG9ListsItsAdaptations(t *testing.T) {
+	r := runner.New(runner.Options{Backend: sim.New(), Transform: adapt.New(adapt.Options{TranslateASM: true, HermeticTrust: true})})
+	if err := r.RunScenario(context.Background(), group(t, builtin(t), "G9")); err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range r.Results() {
+		if res.Verdict != report.Pass {
+			t.Errorf("%s: %s: %s", res.ID, res.Verdict, res.Message)
+		}
+	}
+	var got []string
+	for _, a := range r.Adaptations() {
+		got = append(got, a.Group+" "+a.String())
+	}
+	want := []string{
+		`G9 catalog/g09-egress-gateway-tls-origination/external-google.yaml: DestinationRule istio-system/originate-tls-for-developers-google-com spec.trafficPolicy.portLevelSettings[0].tls.credentialName: added "configmap://istio-system/egressconf-standin-ca"`,
+		`G9 catalog/g09-egress-gateway-tls-origination/external-yahoo.yaml: DestinationRule istio-system/originate-tls-for-developer-yahoo-com spec.trafficPolicy.portLevelSettings[0].tls.credentialName: added "configmap://istio-system/egressconf-standin-ca"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("adaptations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
