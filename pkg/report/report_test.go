@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"html"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,9 @@ func TestAdaptationsRecordedInEveryReport(t *testing.T) {
 	}
 	if s := read(SummaryFile); !strings.Contains(s, "- "+line+"\n") {
 		t.Errorf("%s lacks the adaptation:\n%s", SummaryFile, s)
+	}
+	if h := read(HTMLFile); !strings.Contains(h, "<li>"+html.EscapeString(line)+"</li>") {
+		t.Errorf("%s lacks the adaptation", HTMLFile)
 	}
 	var cr ConformanceReport
 	if err := yaml.Unmarshal([]byte(read(ConformanceFile)), &cr); err != nil || len(cr.Adaptations) != 1 || cr.Adaptations[0] != a {
