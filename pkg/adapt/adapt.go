@@ -35,7 +35,8 @@ type Func func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, er
 type Options struct {
 	// TranslateASM applies the ASMEgressTrafficPolicy translation (no controller serves the CRD).
 	TranslateASM bool
-	// HermeticTrust adds the stand-in CA to TLS origination (DestinationRule tls SIMPLE).
+	// HermeticTrust adds the stand-in CA to TLS origination (DestinationRule tls SIMPLE;
+	// OriginationTrust).
 	HermeticTrust bool
 }
 
@@ -67,7 +68,8 @@ func IsASMPolicy(obj *unstructured.Unstructured) bool {
 	return gvk.Group == "istio.alibabacloud.com" && gvk.Kind == "ASMEgressTrafficPolicy"
 }
 
-// TranslateASM translates one policy for the egress gateway it names (a known fixture gateway).
+// TranslateASM translates one policy for the egress gateway it names (a known fixture gateway);
+// hermetic adds the stand-in CA to the translation's TLS origination (OriginationTrust).
 func TranslateASM(obj *unstructured.Unstructured, hermetic bool) ([]*unstructured.Unstructured, error) {
 	return TranslateASMFor(obj, hermetic, nil)
 }
