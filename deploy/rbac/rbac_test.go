@@ -160,8 +160,8 @@ func TestExplainNamesVerbResourceAndFile(t *testing.T) {
 			"permission denied: update configmaps in namespace istio-system (no file in deploy/rbac grants it: the role set lacks it)"},
 		{apiServerRefusal("get", "", "secrets", "", "istio-system", "istio-ca-secret"),
 			"permission denied: get secrets in namespace istio-system (no file in deploy/rbac grants it: the role set lacks it)"},
-		{apiServerRefusal("get", "", "secrets", "", "istio-egress", "egressconf-standin-ca"),
-			"permission denied: get secrets in namespace istio-egress (deploy/rbac/egressconf-run.yaml)"},
+		{apiServerRefusal("get", "", "secrets", "", "egressconf-internet", "standin-certs"),
+			"permission denied: get secrets in namespace egressconf-internet (deploy/rbac/egressconf-run.yaml)"},
 		// Nothing grants it: the role set lacks it (pods/portforward is granted in istio-system only).
 		{apiServerRefusal("create", "", "pods", "portforward", "demo-frontend", "sleep-1"),
 			"permission denied: create pods/portforward in namespace demo-frontend (no file in deploy/rbac grants it: the role set lacks it)"},

@@ -6,6 +6,7 @@ package adapt
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -14,10 +15,18 @@ import (
 	"github.com/egressconf/egressconf/pkg/asm"
 )
 
-// OriginationCredential is the Secret (in the egress gateway's namespace) holding the run's stand-in
-// CA as `cacert`, which TLS-originating DestinationRules reference so the gateway trusts the
-// stand-in hosts' certificates.
-const OriginationCredential = "egressconf-standin-ca"
+// OriginationCA is the ConfigMap holding the run's stand-in CA (key ca.crt) that TLS-originating
+// DestinationRules reference so the originating proxy, sidecar or gateway, trusts the stand-in
+// hosts' certificates; there is one in the namespace of each rule that references it
+// (standin.CACredentialName; the live backend creates it).
+const OriginationCA = "egressconf-standin-ca"
+
+// OriginationCredentialName is the credentialName the hermetic adaptation writes into a
+// DestinationRule of namespace ns. Istio requires a configmap:// reference to name the rule's own
+// namespace.
+func OriginationCredentialName(ns string) string {
+	return "configmap://" + ns + "/" + OriginationCA
+}
 
 // Func rewrites one object into the objects to apply in its place.
 type Func func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, error)
@@ -26,7 +35,8 @@ type Func func(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, er
 type Options struct {
 	// TranslateASM applies the ASMEgressTrafficPolicy translation (no controller serves the CRD).
 	TranslateASM bool
-	// HermeticTrust adds the stand-in CA to TLS origination (DestinationRule tls SIMPLE).
+	// HermeticTrust adds the stand-in CA to TLS origination (DestinationRule tls SIMPLE;
+	// OriginationTrust).
 	HermeticTrust bool
 }
 
@@ -42,7 +52,10 @@ func New(o Options) Func {
 		}
 		if o.HermeticTrust {
 			for i, x := range objs {
-				objs[i] = OriginationTrust(x)
+				var err error
+				if objs[i], err = OriginationTrust(x); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return objs, nil
@@ -55,7 +68,8 @@ func IsASMPolicy(obj *unstructured.Unstructured) bool {
 	return gvk.Group == "istio.alibabacloud.com" && gvk.Kind == "ASMEgressTrafficPolicy"
 }
 
-// TranslateASM translates one policy for the egress gateway it names (a known fixture gateway).
+// TranslateASM translates one policy for the egress gateway it names (a known fixture gateway);
+// hermetic adds the stand-in CA to the translation's TLS origination (OriginationTrust).
 func TranslateASM(obj *unstructured.Unstructured, hermetic bool) ([]*unstructured.Unstructured, error) {
 	return TranslateASMFor(obj, hermetic, nil)
 }
@@ -87,11 +101,16 @@ func TranslateASMFor(obj *unstructured.Unstructured, hermetic bool, gateways map
 		sort.Strings(known)
 		return nil, &UnknownGatewayError{Name: name, Known: known}
 	}
-	opts := asm.TranslateOptions{}
-	if hermetic {
-		opts.OriginationCredentialName = OriginationCredential
+	objs, err := asm.TranslateWithOptions(p, g, asm.TranslateOptions{})
+	if err != nil || !hermetic {
+		return objs, err
 	}
-	return asm.TranslateWithOptions(p, g, opts)
+	for i, o := range objs {
+		if objs[i], err = OriginationTrust(o); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
 }
 
 // UnknownGatewayError is a policy naming an egress gateway the translation does not know.
@@ -123,44 +142,73 @@ func ASMGateway(g fixtures.Gateway) asm.Gateway {
 	return out
 }
 
-// OriginationTrust returns obj with credentialName set on every DestinationRule TLS setting of mode
-// SIMPLE that names no CA of its own, so the originating proxy verifies the stand-in hosts with the
-// run's CA. Anything else is returned unchanged.
-func OriginationTrust(obj *unstructured.Unstructured) *unstructured.Unstructured {
-	if obj.GetKind() != "DestinationRule" {
-		return obj
+// OriginationTrust returns obj with the run's CA named on every DestinationRule TLS setting (in
+// trafficPolicy, its portLevelSettings, and each subset's) of mode SIMPLE that names no CA of its
+// own (no credentialName, no caCertificates) and verifies the server (insecureSkipVerify not true):
+// credentialName: configmap://<the rule's namespace>/egressconf-standin-ca. Anything else is
+// returned unchanged.
+//
+// A ConfigMap reference, unlike a Secret name, is honoured by istiod for every proxy the rule
+// applies to: for a Secret name without a workloadSelector, istiod gives a sidecar no TLS at all
+// (pilot/pkg/networking/core/cluster_tls.go, buildUpstreamClusterTLSContext), so the sidecar would
+// send plain text where the document originates TLS. With the ConfigMap the cluster Istio
+// generates differs from the unadapted one only in where the validation context's trusted CA comes
+// from (docs/standin.md). A setting with caCrl is refused: with credentialName Istio takes no caCrl.
+func OriginationTrust(obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if obj.GetKind() != "DestinationRule" || !strings.HasPrefix(obj.GetAPIVersion(), "networking.istio.io/") {
+		return obj, nil
 	}
+	spec, _ := obj.Object["spec"].(map[string]any)
+	if spec == nil {
+		return obj, nil
+	}
+	ns := obj.GetNamespace()
 	out := obj.DeepCopy()
-	spec, _ := out.Object["spec"].(map[string]any)
-	var fix func(tp map[string]any)
-	fix = func(tp map[string]any) {
+	spec = out.Object["spec"].(map[string]any)
+	changed := false
+	var errs []string
+	fix := func(path string, tp map[string]any) {
+		t, ok := tp["tls"].(map[string]any)
+		if !ok || t["mode"] != "SIMPLE" || t["credentialName"] != nil || t["caCertificates"] != nil || t["insecureSkipVerify"] == true {
+			return
+		}
+		if t["caCrl"] != nil {
+			errs = append(errs, path+".tls.caCrl: set without caCertificates; the stand-in CA cannot be added (Istio takes no caCrl with credentialName)")
+			return
+		}
+		if ns == "" {
+			errs = append(errs, "metadata.namespace: empty; the stand-in CA reference names the rule's namespace")
+			return
+		}
+		t["credentialName"] = OriginationCredentialName(ns)
+		changed = true
+	}
+	policy := func(path string, tp map[string]any) {
 		if tp == nil {
 			return
 		}
-		if t, ok := tp["tls"].(map[string]any); ok && t["mode"] == "SIMPLE" && t["credentialName"] == nil && t["caCertificates"] == nil {
-			t["credentialName"] = OriginationCredential
-		}
-		if pls, ok := tp["portLevelSettings"].([]any); ok {
-			for _, pl := range pls {
-				if m, ok := pl.(map[string]any); ok {
-					fix(m)
-				}
+		fix(path, tp)
+		pls, _ := tp["portLevelSettings"].([]any)
+		for i, pl := range pls {
+			if m, ok := pl.(map[string]any); ok {
+				fix(fmt.Sprintf("%s.portLevelSettings[%d]", path, i), m)
 			}
 		}
 	}
-	if spec != nil {
-		if tp, ok := spec["trafficPolicy"].(map[string]any); ok {
-			fix(tp)
-		}
-		if subsets, ok := spec["subsets"].([]any); ok {
-			for _, s := range subsets {
-				if m, ok := s.(map[string]any); ok {
-					if tp, ok := m["trafficPolicy"].(map[string]any); ok {
-						fix(tp)
-					}
-				}
-			}
+	tp, _ := spec["trafficPolicy"].(map[string]any)
+	policy("spec.trafficPolicy", tp)
+	subsets, _ := spec["subsets"].([]any)
+	for i, s := range subsets {
+		if m, ok := s.(map[string]any); ok {
+			tp, _ := m["trafficPolicy"].(map[string]any)
+			policy(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), tp)
 		}
 	}
-	return out
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("DestinationRule %s/%s: %s", ns, obj.GetName(), strings.Join(errs, "; "))
+	}
+	if !changed {
+		return obj, nil
+	}
+	return out, nil
 }

@@ -398,6 +398,7 @@ func Run(t ginkgo.GinkgoTestingT, o Options) (*report.Run, string, error) {
 		Implementation: o.Implementation, Results: results,
 		Interrupted: interrupted, Selection: selection, Settings: o.Timeouts.Settings(),
 		TeardownFailures: r.TeardownFailures(),
+		Adaptations:      r.Adaptations(),
 	}
 	run.Backend = o.Backend.Info() // the proxies' versions are read during the run
 	tm := r.Timing()

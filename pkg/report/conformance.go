@@ -33,9 +33,11 @@ type ConformanceReport struct {
 	NetworkPolicy string `json:"networkPolicy,omitempty"`
 	// ClusterDNS says whose DNS the run pointed at the stand-in (--cluster-dns): its own pods,
 	// or every pod of the cluster, and which names.
-	ClusterDNS string            `json:"clusterDNS,omitempty"`
-	Profiles   []ProfileReport   `json:"profiles"`
-	Summary    ConformanceCounts `json:"summary"`
+	ClusterDNS string `json:"clusterDNS,omitempty"`
+	// Adaptations are the changes the harness made to catalog objects before applying them.
+	Adaptations []Adaptation      `json:"adaptations,omitempty"`
+	Profiles    []ProfileReport   `json:"profiles"`
+	Summary     ConformanceCounts `json:"summary"`
 	// Interrupted is true when the run was stopped before every selected ID ran.
 	Interrupted bool `json:"interrupted"`
 	// Selection names what was run against the whole catalog; only a full selection can be a
@@ -156,6 +158,7 @@ func NewConformanceReport(run *Run) ConformanceReport {
 		MeshVersion:      run.Backend.MeshVersion,
 		NetworkPolicy:    run.Backend.NetworkPolicy,
 		ClusterDNS:       run.Backend.ClusterDNS,
+		Adaptations:      run.Adaptations,
 		Interrupted:      run.Interrupted,
 		Selection:        run.Selection,
 		Settings:         run.Settings,

@@ -60,6 +60,7 @@ type htmlRun struct {
 	Interrupted  bool
 	Teardown     []TeardownFailure
 	Measurements []Measurement
+	Adaptations  []Adaptation
 }
 
 type htmlClass struct {
@@ -118,6 +119,7 @@ func newHTMLPage(d *Differential, inRunDir bool) htmlPage {
 			ID: run.ID, Backend: run.Backend.Name, Oracle: string(run.Backend.Oracle), Claim: run.Backend.Oracle.Claim(),
 			Word: dec.Word, Result: dec.Result, Reasons: dec.Reasons, Counts: run.Counts(), Interrupted: run.Interrupted,
 			Istio: run.Backend.IstioVersion, Proxy: run.Backend.Proxy, Teardown: run.TeardownFailures, Measurements: run.Measurements,
+			Adaptations: run.Adaptations,
 		}
 		if run.viewOf != "" {
 			// Predictions recorded beside another run's results: no verdict of their own.

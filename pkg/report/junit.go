@@ -84,6 +84,11 @@ func WriteJUnit(w io.Writer, run *Run) error {
 			if run.Backend.ClusterDNS != "" {
 				s.Properties = append(s.Properties, junitProperty{Name: "clusterDNS", Value: run.Backend.ClusterDNS})
 			}
+			for _, a := range run.Adaptations {
+				if strings.HasPrefix(name, a.Group+" ") {
+					s.Properties = append(s.Properties, junitProperty{Name: "adaptation", Value: a.String()})
+				}
+			}
 			bySuite[name] = s
 			order = append(order, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"html"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,57 @@ func TestClusterDNSRecordedInEveryReport(t *testing.T) {
 	}
 	if j := read(JUnitFile); !strings.Contains(j, `name="clusterDNS" value="--cluster-dns override: while the run lasts every pod of the cluster`) {
 		t.Errorf("%s lacks the clusterDNS property:\n%s", JUnitFile, j)
+	}
+}
+
+// Every adaptation (object, field, change) is in every report; JUnit has it on its group's suite.
+func TestAdaptationsRecordedInEveryReport(t *testing.T) {
+	run := sampleRun()
+	a := Adaptation{Group: "G1", File: "g01-deny-namespace/dr.yaml", Object: "DestinationRule istio-system/originate",
+		Field: "spec.trafficPolicy.tls.credentialName", Change: `added "configmap://istio-system/egressconf-standin-ca"`}
+	run.Adaptations = []Adaptation{a}
+	const line = `g01-deny-namespace/dr.yaml: DestinationRule istio-system/originate spec.trafficPolicy.tls.credentialName: added "configmap://istio-system/egressconf-standin-ca"`
+	if a.String() != line {
+		t.Fatalf("String() = %s", a.String())
+	}
+	dir := t.TempDir()
+	if _, err := WriteAll(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) string {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	if s := read(SummaryFile); !strings.Contains(s, "- "+line+"\n") {
+		t.Errorf("%s lacks the adaptation:\n%s", SummaryFile, s)
+	}
+	if h := read(HTMLFile); !strings.Contains(h, "<li>"+html.EscapeString(line)+"</li>") {
+		t.Errorf("%s lacks the adaptation", HTMLFile)
+	}
+	var cr ConformanceReport
+	if err := yaml.Unmarshal([]byte(read(ConformanceFile)), &cr); err != nil || len(cr.Adaptations) != 1 || cr.Adaptations[0] != a {
+		t.Errorf("%s: adaptations %v (%v)", ConformanceFile, cr.Adaptations, err)
+	}
+	var back Run
+	if err := json.Unmarshal([]byte(read(ResultsFile)), &back); err != nil || len(back.Adaptations) != 1 || back.Adaptations[0] != a {
+		t.Errorf("%s: adaptations %v (%v)", ResultsFile, back.Adaptations, err)
+	}
+	var parsed junitSuites
+	if err := xml.Unmarshal([]byte(read(JUnitFile)), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range parsed.Suites {
+		n := 0
+		for _, p := range s.Properties {
+			if p.Name == "adaptation" && p.Value == line {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[strings.HasPrefix(s.Name, "G1 ")]; n != want {
+			t.Errorf("JUnit suite %s: %d adaptation properties, want %d", s.Name, n, want)
+		}
 	}
 }

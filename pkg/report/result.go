@@ -3,6 +3,7 @@
 package report
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/egressconf/egressconf/pkg/backend"
@@ -151,11 +152,39 @@ type Run struct {
 	// Predictions name the oracles whose predictions the results carry besides their own, and
 	// where each came from. The run's verdict never rests on them.
 	Predictions []PredictionSource `json:"predictions,omitempty" yaml:"predictions,omitempty"`
+	// Adaptations are the changes the harness made to catalog objects before applying them (the
+	// ASM translation, the stand-in CA for TLS origination), each once.
+	Adaptations []Adaptation `json:"adaptations,omitempty" yaml:"adaptations,omitempty"`
 	// Verdict is Decide(run), filled when the reports are written.
 	Verdict *Decision `json:"verdict,omitempty" yaml:"verdict,omitempty"`
 	// viewOf, on an oracle view (OracleViews), is the run whose predictions it holds; joinedFrom
 	// the run they were joined from (--offline-from).
 	viewOf, joinedFrom string
+}
+
+// Adaptation is one change the harness made to a catalog object before it was applied: what the
+// backend received differs from the catalog's file exactly there.
+type Adaptation struct {
+	// Group is the scenario's group (G9) whose step applied the object.
+	Group string `json:"group" yaml:"group"`
+	// File is the catalog file (scenario directory/file) the object comes from.
+	File string `json:"file" yaml:"file"`
+	// Object is the object as the file has it: Kind namespace/name.
+	Object string `json:"object" yaml:"object"`
+	// Field is the changed field's path (spec.trafficPolicy.tls.credentialName); empty when the
+	// whole object was replaced.
+	Field string `json:"field,omitempty" yaml:"field,omitempty"`
+	// Change says what changed: added VALUE, removed VALUE, OLD -> NEW, or replaced by OBJECTS.
+	Change string `json:"change" yaml:"change"`
+}
+
+// String is the adaptation on one line.
+func (a Adaptation) String() string {
+	where := a.Object
+	if a.Field != "" {
+		where += " " + a.Field
+	}
+	return fmt.Sprintf("%s: %s: %s", a.File, where, a.Change)
 }
 
 // Measurement is a named value for the summary.

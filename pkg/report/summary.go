@@ -55,6 +55,13 @@ func WriteSummary(w io.Writer, run *Run) error {
 	if run.Backend.ClusterDNS != "" {
 		fmt.Fprintf(&b, "Cluster DNS: %s\n\n", run.Backend.ClusterDNS)
 	}
+	if len(run.Adaptations) > 0 {
+		b.WriteString("Adaptations (what the harness changed in catalog objects before applying them):\n\n")
+		for _, a := range run.Adaptations {
+			fmt.Fprintf(&b, "- %s\n", a)
+		}
+		b.WriteString("\n")
+	}
 	if len(run.Settings) > 0 {
 		b.WriteString("Settings:")
 		for i, k := range slices.Sorted(maps.Keys(run.Settings)) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -78,7 +79,10 @@ type Runner struct {
 	predProbes   map[string][]string
 	predVerdicts map[string]report.Verdict
 	results      []report.Result
-	timing       Timing
+	// adaptations are the changes Transform made to catalog objects (Adaptations), each once.
+	adaptations    []report.Adaptation
+	seenAdaptation map[report.Adaptation]bool
+	timing         Timing
 	// groups is each scenario's share of the time, in the order they ran.
 	groups []report.GroupTiming
 	begun  time.Time
@@ -435,9 +439,16 @@ func (r *Runner) manifest(res catalog.Resources) (backend.Manifest, error) {
 	if r.o.Transform != nil {
 		var out []*unstructured.Unstructured
 		for _, o := range objs {
+			orig := o.DeepCopy()
 			t, err := r.o.Transform(o)
 			if err != nil {
 				return backend.Manifest{}, fmt.Errorf("%s: %s %s: %w", res.File, o.GetKind(), o.GetName(), err)
+			}
+			if len(t) != 1 || t[0] != o {
+				r.noteAdaptations(res, orig, t)
+			} else if !reflect.DeepEqual(orig.Object, o.Object) {
+				// Changed in place.
+				r.noteAdaptations(res, orig, []*unstructured.Unstructured{o.DeepCopy()})
 			}
 			out = append(out, t...)
 		}

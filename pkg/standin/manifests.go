@@ -51,12 +51,13 @@ const (
 	// CABundleName is the ConfigMap (key CABundleKey) fixtures mount for curl.
 	CABundleName = "egressconf-ca"
 	CABundleKey  = pki.CAFile
-	// CACredentialName is the Secret (key CACredentialKey), in an egress gateway's namespace,
-	// that TLS-originating DestinationRules name in tls.credentialName (docs/standin.md). It must
-	// equal pkg/adapt's OriginationCredential, which writes that reference.
+	// CACredentialName is the ConfigMap (key CACredentialKey), in the namespace of each
+	// TLS-originating DestinationRule, that the rule names in tls.credentialName as
+	// configmap://<namespace>/egressconf-standin-ca (docs/standin.md). It must equal pkg/adapt's
+	// OriginationCA, which writes that reference.
 	CACredentialName = "egressconf-standin-ca"
-	// CACredentialKey is the key Istio reads the CA from in a credentialName Secret.
-	CACredentialKey = "cacert"
+	// CACredentialKey is the key istiod reads a CA from in a configmap:// credential.
+	CACredentialKey = "ca.crt"
 	// CABundleMountPath is where fixtures mount the CA bundle; CABundleEnv points curl at it.
 	CABundleMountPath = "/etc/egressconf/ca"
 
@@ -327,15 +328,15 @@ func (c *InCluster) CABundleConfigMap(ns string) *corev1.ConfigMap {
 	}
 }
 
-// CACredentialSecret is the Secret egressconf-standin-ca (key cacert: the run's CA) for an egress
-// gateway's namespace ns: a DestinationRule with tls.mode SIMPLE and
-// tls.credentialName: egressconf-standin-ca then verifies the stand-in (docs/standin.md).
-func (c *InCluster) CACredentialSecret(ns string) *corev1.Secret {
-	return &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+// CACredentialConfigMap is the ConfigMap egressconf-standin-ca (key ca.crt: the run's CA) for
+// namespace ns: a DestinationRule of ns with tls.mode SIMPLE and
+// tls.credentialName: configmap://<ns>/egressconf-standin-ca then verifies the stand-in, at
+// sidecars and gateways alike (docs/standin.md).
+func (c *InCluster) CACredentialConfigMap(ns string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: CACredentialName, Namespace: ns, Labels: c.Labels()},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{CACredentialKey: c.Certs.CAPEM},
+		Data:       map[string]string{CACredentialKey: string(c.Certs.CAPEM)},
 	}
 }
 
@@ -492,21 +493,10 @@ func (c *InCluster) ApplyCABundle(ctx context.Context, cs kubernetes.Interface, 
 	return nil
 }
 
-// ApplyCACredential creates or updates the egressconf-standin-ca Secret in each namespace.
+// ApplyCACredential creates or updates the egressconf-standin-ca ConfigMap in each namespace.
 func (c *InCluster) ApplyCACredential(ctx context.Context, cs kubernetes.Interface, namespaces ...string) error {
 	for _, ns := range namespaces {
-		s := c.CACredentialSecret(ns)
-		if err := upsert(ctx, "secret "+ns+"/"+s.Name,
-			func() error { _, err := cs.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); return err },
-			func() error {
-				cur, err := cs.CoreV1().Secrets(ns).Get(ctx, s.Name, metav1.GetOptions{})
-				if err != nil {
-					return err
-				}
-				s.ResourceVersion = cur.ResourceVersion
-				_, err = cs.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
-				return err
-			}); err != nil {
+		if err := upsertConfigMap(ctx, cs, c.CACredentialConfigMap(ns)); err != nil {
 			return err
 		}
 	}

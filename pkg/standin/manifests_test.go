@@ -150,9 +150,9 @@ func TestCABundle(t *testing.T) {
 	if cm.Name != "egressconf-ca" || cm.Namespace != "demo" || cm.Data["ca.crt"] != string(c.Certs.CAPEM) || cm.Labels[LabelRun] != "run-1" {
 		t.Errorf("configmap %+v", cm)
 	}
-	s := c.CACredentialSecret("istio-system")
-	if s.Name != "egressconf-standin-ca" || s.Namespace != "istio-system" || string(s.Data["cacert"]) != string(c.Certs.CAPEM) {
-		t.Errorf("secret %+v", s)
+	cred := c.CACredentialConfigMap("istio-system")
+	if cred.Name != "egressconf-standin-ca" || cred.Namespace != "istio-system" || cred.Data["ca.crt"] != string(c.Certs.CAPEM) || cred.Labels[LabelRun] != "run-1" {
+		t.Errorf("CA credential %+v", cred)
 	}
 	if e := CABundleEnv(); e.Name != "CURL_CA_BUNDLE" || e.Value != "/etc/egressconf/ca/ca.crt" {
 		t.Errorf("env %+v", e)
@@ -211,6 +211,9 @@ func TestApplyWithFakeClientset(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := cs.CoreV1().ConfigMaps("otherns").Get(ctx, CABundleName, metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("istio-system").Get(ctx, CACredentialName, metav1.GetOptions{}); err != nil {
 		t.Error(err)
 	}
 

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/egressconf/egressconf/fixtures"
 	"github.com/egressconf/egressconf/pkg/catalog"
@@ -21,8 +22,7 @@ import (
 )
 
 // prepareHermetic sets up the run's stand-in internet: CA and leaves, the image (built and loaded
-// when asked), the stand-in's objects, the CA credential Secret in each gateway namespace (for
-// TLS origination at the egress gateway), the DNS (scoped: the run's pods and gateways resolve
+// when asked), the stand-in's objects, the DNS (scoped: the run's pods and gateways resolve
 // through the stand-in's resolver; override: CoreDNS, cluster-wide), and a check from a pod that
 // every external host resolves to the stand-in and answers.
 func (b *Backend) prepareHermetic(ctx context.Context) error {
@@ -73,28 +73,6 @@ func (b *Backend) prepareHermetic(ctx context.Context) error {
 			return err
 		}
 		return in.WaitReady(ctx, b.cs, t.Provision)
-	}); err != nil {
-		return err
-	}
-	if err := b.phase("stand-in CA credential for TLS origination", func() error {
-		seen := map[string]bool{}
-		for _, name := range fixtures.GatewayNames() {
-			g := b.gateways[name]
-			if g == nil || !g.present || seen[g.gw.Namespace] {
-				continue
-			}
-			seen[g.gw.Namespace] = true
-			obj, err := toUnstructured(in.CACredentialSecret(g.gw.Namespace))
-			if err != nil {
-				return err
-			}
-			a, err := b.createOwned(ctx, obj)
-			if err != nil {
-				return err
-			}
-			b.runObjects = append(b.runObjects, a.ref)
-		}
-		return nil
 	}); err != nil {
 		return err
 	}
@@ -310,4 +288,57 @@ func hostURL(h standin.Host, p standin.Port, path string) string {
 		return p.Protocol + "://" + h.Name + path
 	}
 	return fmt.Sprintf("%s://%s:%d%s", p.Protocol, h.Name, p.Port, path)
+}
+
+// originationCA creates, before the objects are applied, the ConfigMap egressconf-standin-ca
+// (the run's CA) in the namespace of each DestinationRule among objs that names it in a
+// tls.credentialName (configmap://<namespace>/egressconf-standin-ca: the hermetic adaptation,
+// pkg/adapt), once per scenario: istiod then has the CA when it pushes the rule. The ConfigMap is
+// the scenario's, deleted at its teardown after the rule.
+func (b *Backend) originationCA(ctx context.Context, sc *scenarioState, objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if o.GetKind() != "DestinationRule" || sc.caNamespaces[ns] || !namesCredential(o.Object["spec"], "configmap://"+ns+"/"+standin.CACredentialName) {
+			continue
+		}
+		if b.standin == nil {
+			return fmt.Errorf("DestinationRule %s/%s names the stand-in CA (%s) and the run has no stand-in internet", ns, o.GetName(), standin.CACredentialName)
+		}
+		cm, err := toUnstructured(b.standin.CACredentialConfigMap(ns))
+		if err != nil {
+			return err
+		}
+		a, err := b.createOwned(ctx, cm)
+		if err != nil {
+			return fmt.Errorf("the stand-in CA for DestinationRule %s/%s: %w", ns, o.GetName(), err)
+		}
+		sc.track(a.ref)
+		if sc.caNamespaces == nil {
+			sc.caNamespaces = map[string]bool{}
+		}
+		sc.caNamespaces[ns] = true
+	}
+	return nil
+}
+
+// namesCredential reports whether a tls.credentialName anywhere in v is name.
+func namesCredential(v any, name string) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["credentialName"] == name {
+			return true
+		}
+		for _, e := range x {
+			if namesCredential(e, name) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if namesCredential(e, name) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -45,12 +45,14 @@ func testBackend(t *testing.T, dynObjs []runtime.Object, typed ...runtime.Object
 		{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}:   "ServiceEntryList",
 		{Group: "networking.istio.io", Version: "v1", Resource: "destinationrules"}: "DestinationRuleList",
 		{Version: "v1", Resource: "namespaces"}:                                     "NamespaceList",
+		{Version: "v1", Resource: "configmaps"}:                                     "ConfigMapList",
 	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, dynObjs...)
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(seGVK, meta.RESTScopeNamespace)
 	mapper.Add(drGVK, meta.RESTScopeNamespace)
 	mapper.Add(nsGVK, meta.RESTScopeRoot)
+	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
 	cs := k8sfake.NewSimpleClientset(typed...)
 	return &Backend{
 		o:  Options{Name: "existing", RunID: "run-1", Timeouts: fastTimeouts(), Progress: io.Discard},

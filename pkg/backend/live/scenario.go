@@ -39,6 +39,9 @@ type scenarioState struct {
 	nsLabels map[string]map[string]*string
 	// workloads deployed, by ref.
 	workloads map[string]*workloadState
+	// caNamespaces are the namespaces holding the stand-in CA ConfigMap the scenario created for
+	// its TLS-originating DestinationRules (originationCA).
+	caNamespaces map[string]bool
 	// noEnvoyGateways are the scenario's gateways without Envoy.
 	noEnvoyGateways []string
 	pending         pending
@@ -300,6 +303,9 @@ func (b *Backend) Apply(ctx context.Context, m backend.Manifest) (err error) {
 	}
 	if sc.skip != "" {
 		return nil
+	}
+	if err := b.originationCA(ctx, sc, m.Objects); err != nil {
+		return err
 	}
 	for _, o := range m.Objects {
 		if translatedKind(o.GroupVersionKind().Group) {
