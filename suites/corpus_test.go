@@ -1,13 +1,14 @@
 package suites_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/catalog"
-	"github.com/egressconf/egressconf/pkg/conformance"
+	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/pkg/report"
 	"github.com/egressconf/egressconf/suites"
 )
@@ -35,20 +36,21 @@ func TestCorpusOffline(t *testing.T) {
 	if ids < 40 {
 		t.Errorf("the corpus has %d IDs, want at least 40", ids)
 	}
-	run, out, err := conformance.Run(t, conformance.Options{
-		Backend:     sim.New(),
-		Catalog:     c,
-		CatalogName: "corpus",
-		ReportsDir:  t.TempDir(),
-		Transform:   adapt.New(adapt.Options{TranslateASM: true, HermeticTrust: true}),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// The runner directly: conformance.Run drives Ginkgo, which runs once per test binary
+	// (TestConformance has it).
+	out := t.TempDir()
+	r := runner.New(runner.Options{Backend: sim.New(), Timeouts: runner.DefaultTimeouts(), ReportDir: out,
+		Transform: adapt.New(adapt.Options{TranslateASM: true, HermeticTrust: true})})
+	for _, s := range c.Scenarios {
+		if err := r.RunScenario(context.Background(), s); err != nil {
+			t.Fatalf("%s: %v", s.File, err)
+		}
 	}
-	if len(run.Results) != ids {
-		t.Errorf("%d results, want one per ID (%d)", len(run.Results), ids)
+	results := r.Results()
+	if len(results) != ids {
+		t.Errorf("%d results, want one per ID (%d)", len(results), ids)
 	}
-	for _, r := range run.Results {
+	for _, r := range results {
 		switch {
 		case r.Verdict == report.Pass:
 		case r.Verdict == report.Skip && strings.Contains(r.Message, "out of model"):

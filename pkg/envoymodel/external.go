@@ -104,3 +104,17 @@ func Predict(req *probe.Request, r Response, d time.Duration) (outcome.Observed,
 	}
 	return r.Observed(req, d), nil
 }
+
+// ExternalDelayOf is how long the host behind h takes to answer req (ExternalDelays for a World
+// whose external hosts are an in-process stand-in): the delay the host declares, or httpbin's
+// /delay/N, learned without waiting; ok=false when the host does not answer req in process.
+func ExternalDelayOf(h http.Handler, req ExternalRequest) (time.Duration, bool) {
+	if _, ok := h.(InProcessHost); !ok {
+		return 0, false
+	}
+	resp, err := ServeExternal(h, req)
+	if err != nil {
+		return 0, false
+	}
+	return resp.Delay, true
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"istio.io/istio/pilot/pkg/simulation"
 
 	"github.com/egressconf/egressconf/pkg/envoymodel/rbac"
@@ -165,7 +167,7 @@ type downstream struct {
 // httpProxy runs an HTTP request through a proxy whose listener should hold an HTTP connection
 // manager (a sidecar's outbound HTTP port, or a gateway's HTTP server).
 func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downstream) (Response, error) {
-	entry := outcome.LogEntry{"method": req.Method, "path": req.Path, "protocol": "HTTP/1.1", "authority": hostHeader(req),
+	entry := outcome.LogEntry{"method": req.Method, "path": req.Path, "protocol": "HTTP/1.1", "authority": hostHeader(req), "route_name": "-",
 		"requested_server_name": orDash(down.sni)}
 	if p.Gateway {
 		entry["protocol"] = "HTTP/2"
@@ -200,8 +202,16 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 	if err != nil {
 		return Response{}, OutOfModel("RBAC filters on %s: %v", p.Ref, err)
 	}
-	rc := h.findRoute(p, hcm, r)
+	rc, err := h.findRoute(p, hcm, r, req)
+	if err != nil {
+		return Response{}, err
+	}
 	rt := rc.rt
+	if rt != nil {
+		// %ROUTE_NAME%: the route the connection manager chose, whatever answers afterwards
+		// (Istio's block_all, a VirtualService route's name); "-" for an unnamed one.
+		entry["route_name"] = orDash(rt.GetName())
+	}
 	routeCluster := "-"
 	if rt != nil && rt.GetRoute() != nil {
 		routeCluster = orDash(rt.GetRoute().GetCluster())
@@ -249,6 +259,7 @@ func (h *hop) httpProxy(p *Proxy, call simulation.Call, req Request, down downst
 			Principal: down.principal, DownstreamTLS: down.tls, RequestedServerName: down.sni,
 			DestinationIP: call.Address, DestinationPort: uint32(call.Port), SourceIP: "10.244.0.10",
 			HTTP: true, Method: req.Method, Host: hostHeader(req), Path: req.Path,
+			Headers: rbacHeaders(req.Headers), UnknownHeader: envoyAddedHeader,
 		})
 		if err != nil {
 			return Response{}, OutOfModel("RBAC evaluation on %s: %v", p.Ref, err)
@@ -557,11 +568,13 @@ func (h *hop) logConn(p *Proxy, entry outcome.LogEntry, flags, details string) {
 	h.res.log(p, entry)
 }
 
-// findRoute finds the route object the simulation matched (it reports names only), matching the
-// path again as the simulation does: in the route configuration RDS delivered or, for a
-// connection manager with its routes inline (a sidecar's inbound chains; the simulation names no
-// route configuration then), in that one.
-func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation.Result) routeContext {
+// findRoute finds the route Envoy chooses in the virtual host the simulation matched: in the route
+// configuration RDS delivered or, for a connection manager with its routes inline (a sidecar's
+// inbound chains; the simulation names no route configuration then), in that one. The route is
+// matched again here, in order, on the path and the request headers: Istio's simulation reports
+// a name only (VirtualService routes without a name all share one) and matches on the path alone.
+// A match the model cannot evaluate (query parameters, metadata) is an error: out of model.
+func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation.Result, req Request) (routeContext, error) {
 	var rc *route.RouteConfiguration
 	if inline := hcm.GetRouteConfig(); inline != nil && (r.RouteConfigMatched == "" || r.RouteConfigMatched == inline.GetName()) {
 		rc = inline
@@ -572,19 +585,156 @@ func (h *hop) findRoute(p *Proxy, hcm *hcmv3.HttpConnectionManager, r simulation
 		}
 	}
 	if rc == nil {
-		return routeContext{}
+		return routeContext{}, nil
 	}
 	for _, vh := range rc.GetVirtualHosts() {
 		if vh.GetName() != r.VirtualHostMatched {
 			continue
 		}
 		for _, rt := range vh.GetRoutes() {
-			if rt.GetName() == r.RouteMatched {
-				return routeContext{rc: rc, vh: vh, rt: rt}
+			ok, err := routeMatches(rt.GetMatch(), req)
+			if err != nil {
+				return routeContext{}, OutOfModel("route %q on %s: %v", rt.GetName(), p.Ref, err)
+			}
+			if ok {
+				return routeContext{rc: rc, vh: vh, rt: rt}, nil
 			}
 		}
 	}
-	return routeContext{}
+	return routeContext{}, nil
+}
+
+// routeMatches is Envoy's RouteEntryImplBase::matches for the parts Istio generates: the path
+// (without its query string) and the headers.
+func routeMatches(m *route.RouteMatch, req Request) (bool, error) {
+	path, _ := splitQuery(req.Path)
+	cs := m.GetCaseSensitive() == nil || m.GetCaseSensitive().GetValue()
+	fold := func(s string) string {
+		if cs {
+			return s
+		}
+		return strings.ToLower(s)
+	}
+	switch ps := m.GetPathSpecifier().(type) {
+	case *route.RouteMatch_Prefix:
+		if !strings.HasPrefix(fold(path), fold(ps.Prefix)) {
+			return false, nil
+		}
+	case *route.RouteMatch_Path:
+		if fold(path) != fold(ps.Path) {
+			return false, nil
+		}
+	case *route.RouteMatch_PathSeparatedPrefix:
+		pre := fold(ps.PathSeparatedPrefix)
+		if fp := fold(path); fp != pre && !strings.HasPrefix(fp, pre+"/") {
+			return false, nil
+		}
+	case *route.RouteMatch_SafeRegex:
+		re, err := regexp.Compile("^(?:" + ps.SafeRegex.GetRegex() + ")$")
+		if err != nil {
+			return false, fmt.Errorf("path regex %q: %v", ps.SafeRegex.GetRegex(), err)
+		}
+		if !re.MatchString(path) {
+			return false, nil
+		}
+	case nil:
+		return false, errors.New("a route without a path match")
+	default:
+		return false, fmt.Errorf("path match %T", ps)
+	}
+	if len(m.GetQueryParameters()) > 0 || len(m.GetDynamicMetadata()) > 0 || len(m.GetFilterState()) > 0 || m.GetGrpc() != nil || m.GetTlsContext() != nil {
+		return false, errors.New("a route match on query parameters, metadata, gRPC or TLS context")
+	}
+	for _, hm := range m.GetHeaders() {
+		ok, err := headerMatches(hm, req)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// headerMatches is Envoy's HeaderUtility::matchHeaders for one matcher on the request as the
+// client sent it (headers Envoy adds before routing are out of model).
+func headerMatches(hm *route.HeaderMatcher, req Request) (bool, error) {
+	name := strings.ToLower(hm.GetName())
+	var value string
+	present := true
+	switch name {
+	case ":authority":
+		value = hostHeader(req)
+	case ":method":
+		value = req.Method
+	case ":path":
+		value = req.Path
+	default:
+		if strings.HasPrefix(name, ":") || envoyAddedHeader(name) {
+			return false, fmt.Errorf("a route match on header %s, which Envoy sets", name)
+		}
+		vs := req.Headers.Values(name)
+		present = len(vs) > 0
+		value = strings.Join(vs, ",")
+	}
+	var match bool
+	switch sp := hm.GetHeaderMatchSpecifier().(type) {
+	case *route.HeaderMatcher_PresentMatch:
+		match = present == sp.PresentMatch
+	case *route.HeaderMatcher_ExactMatch:
+		match = present && value == sp.ExactMatch
+	case *route.HeaderMatcher_PrefixMatch:
+		match = present && strings.HasPrefix(value, sp.PrefixMatch)
+	case *route.HeaderMatcher_SuffixMatch:
+		match = present && strings.HasSuffix(value, sp.SuffixMatch)
+	case *route.HeaderMatcher_ContainsMatch:
+		match = present && strings.Contains(value, sp.ContainsMatch)
+	case *route.HeaderMatcher_StringMatch:
+		if !present {
+			break
+		}
+		sm := sp.StringMatch
+		v := value
+		if sm.GetIgnoreCase() {
+			v = strings.ToLower(v)
+		}
+		low := func(s string) string {
+			if sm.GetIgnoreCase() {
+				return strings.ToLower(s)
+			}
+			return s
+		}
+		switch x := sm.GetMatchPattern().(type) {
+		case *matcherv3.StringMatcher_Exact:
+			match = v == low(x.Exact)
+		case *matcherv3.StringMatcher_Prefix:
+			match = strings.HasPrefix(v, low(x.Prefix))
+		case *matcherv3.StringMatcher_Suffix:
+			match = strings.HasSuffix(v, low(x.Suffix))
+		case *matcherv3.StringMatcher_Contains:
+			match = strings.Contains(v, low(x.Contains))
+		case *matcherv3.StringMatcher_SafeRegex:
+			re, err := regexp.Compile("^(?:" + x.SafeRegex.GetRegex() + ")$")
+			if err != nil {
+				return false, fmt.Errorf("header regex %q: %v", x.SafeRegex.GetRegex(), err)
+			}
+			match = re.MatchString(value)
+		default:
+			return false, fmt.Errorf("header string match %T", x)
+		}
+	case *route.HeaderMatcher_SafeRegexMatch:
+		re, err := regexp.Compile("^(?:" + sp.SafeRegexMatch.GetRegex() + ")$")
+		if err != nil {
+			return false, fmt.Errorf("header regex %q: %v", sp.SafeRegexMatch.GetRegex(), err)
+		}
+		match = present && re.MatchString(value)
+	case nil:
+		match = present
+	default:
+		return false, fmt.Errorf("header match %T", sp)
+	}
+	if hm.GetInvertMatch() {
+		return !match, nil
+	}
+	return match, nil
 }
 
 // clusterHTTP sends an HTTP request from proxy p to a cluster and returns the upstream's response,
@@ -654,6 +804,9 @@ func (h *hop) clusterHTTP(p *Proxy, name string, req Request) (Response, string,
 	}
 	if up.mtls {
 		return Response{}, "", "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
+	}
+	if err := originalDstAtGateway(p, c); err != nil {
+		return Response{}, "", "", err
 	}
 	ext := ExternalRequest{Scheme: "http", Host: hostHeader(req), Port: endpointPort(c, port), Method: req.Method, Path: req.Path, Header: req.Headers, Body: req.Body}
 	if up.simple {
@@ -806,6 +959,9 @@ func (h *hop) clusterTCP(p *Proxy, name string, s stream) (Response, string, err
 	if up.mtls {
 		return Response{}, "", OutOfModel("mutual TLS from %s to external host %s", p.Ref, host)
 	}
+	if err := originalDstAtGateway(p, c); err != nil {
+		return Response{}, "", err
+	}
 	if up.simple {
 		if s.tls {
 			return Response{}, "", OutOfModel("TLS originated over the application's own TLS on %s", p.Ref)
@@ -927,14 +1083,52 @@ func notMeshService(p *Proxy, host string) error {
 	return nil
 }
 
-// external sends a request out of the mesh and records it in the trace. External hosts answer
-// plain HTTP on 80 and TLS on 443 (the stand-in's two behaviours); any other pairing is out of
-// model.
+// external sends a request out of the mesh and records it in the trace. The World answers as the
+// host's declared ports and protocols do (a request in the wrong protocol for the port is out of
+// model there: ServeExternal).
 func (h *hop) external(req ExternalRequest) (Response, error) {
-	if (req.Scheme == "http" && req.Port != 80) || (req.Scheme == "https" && req.Port != 443) {
-		return Response{}, OutOfModel("%s to port %d of external host %s: external hosts answer http on 80 and https on 443", req.Scheme, req.Port, req.Host)
-	}
 	resp, err := h.world.External(req)
 	h.res.tracef("external %s://%s:%d sni=%q %s %s -> %d (err=%v)", req.Scheme, req.Host, req.Port, req.SNI, req.Method, req.Path, resp.Status, err)
 	return resp, err
+}
+
+// rbacHeaders are the request's headers as an RBAC filter's matchers see them: one value per
+// name, several joined by "," as Envoy's header map joins them for a match.
+func rbacHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	return out
+}
+
+// envoyAddedHeader reports whether Envoy may have set the header before the RBAC filter runs (the
+// model does not know its value): x-forwarded-*, x-request-id, x-envoy-*, tracing headers.
+func envoyAddedHeader(name string) bool {
+	for _, p := range []string{"x-forwarded-", "x-envoy-", "x-b3-", "x-ot-span-context"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	switch name {
+	case "x-request-id", "traceparent", "tracestate", "b3", "x-client-trace-id":
+		return true
+	}
+	return false
+}
+
+// originalDstAtGateway refuses what the model cannot know about an external host's endpoints at a
+// gateway. Istio gives a gateway an EDS cluster where a sidecar would forward to the original
+// destination (a ServiceEntry with resolution NONE: "gateways cannot use passthrough clusters"),
+// and its endpoints come by EDS, which the model does not read; Istio's egress gateway task
+// warns that NONE there loops, this Istio answers from an empty endpoint set instead.
+func originalDstAtGateway(p *Proxy, c *cluster.Cluster) error {
+	if !p.Gateway {
+		return nil
+	}
+	switch c.GetType() {
+	case cluster.Cluster_ORIGINAL_DST, cluster.Cluster_EDS:
+		return OutOfModel("cluster %s on gateway %s takes its endpoints from %s (a ServiceEntry with resolution NONE or STATIC): the model does not read endpoints", c.GetName(), p.Ref, c.GetType())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -55,7 +56,21 @@ type standinWorld struct{ h http.Handler }
 func (standinWorld) Gateway(string, int) (*Proxy, int, bool, error)   { return nil, 0, false, nil }
 func (w standinWorld) External(req ExternalRequest) (Response, error) { return ServeExternal(w.h, req) }
 
-func newStandinWorld() World { return standinWorld{standin.NewHandler(standin.DefaultHosts())} }
+// catalogHosts are the built-in catalog's external hosts (suites/catalog/hosts.yaml; this package
+// cannot import suites).
+func catalogHosts() []standin.Host {
+	data, err := os.ReadFile("../../suites/catalog/hosts.yaml")
+	if err != nil {
+		panic(err)
+	}
+	hosts, err := standin.LoadHosts(data)
+	if err != nil {
+		panic(err)
+	}
+	return hosts
+}
+
+func newStandinWorld() World { return standinWorld{standin.NewHandler(catalogHosts())} }
 
 // httpbinSE declares httpbin.org on port 80 (HTTP), as the catalog's ServiceEntries do.
 const httpbinSE = `
@@ -396,7 +411,7 @@ func meshFor(t *testing.T, config string, gwLabels map[string]string) (*Proxy, W
 	gw := &Proxy{Ref: "istio-egressgateway@istio-system", Gateway: true, IP: gwIP, Labels: gwLabels,
 		Identity: "spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway",
 		XDS:      proxy(model.Router, "istio-egressgateway-0", "istio-system", gwIP, "istio-egressgateway", gwLabels)}
-	return client, meshWorld{standinWorld{standin.NewHandler(standin.DefaultHosts())}, gw}
+	return client, meshWorld{standinWorld{standin.NewHandler(catalogHosts())}, gw}
 }
 
 // viaGateway sends httpbin.org through the egress gateway, whose server on 80 is ISTIO_MUTUAL for
@@ -542,8 +557,8 @@ spec:
 			t.Errorf("%s: %d %s", name, res.Response.Status, res.Response.Body)
 		}
 	}
-	wantOOM(t, httpbinSE+dr(80), "/anything", "https to port 80 of external host httpbin.org")
-	wantOOM(t, targetPort, "/anything", "http to port 443 of external host httpbin.org")
+	wantOOM(t, httpbinSE+dr(80), "/anything", "https to port 80 of httpbin.org, which serves the other protocol")
+	wantOOM(t, targetPort, "/anything", "http to port 443 of httpbin.org, which serves the other protocol")
 }
 
 // TestFiltersTheModelDoesNotApplyAreOutOfModel: an EnvoyFilter's Lua filter in the sidecar's
@@ -673,7 +688,7 @@ func TestRouteTimeoutUsesDeclaredDelays(t *testing.T) {
 		calls  int
 	}{{3 * time.Second, true, 504, 0}, {500 * time.Millisecond, true, 200, 1}, {0, false, 0, 0}} {
 		calls := 0
-		w := slowWorld{standinWorld{standin.NewHandler(standin.DefaultHosts())}, c.delay, c.known, &calls}
+		w := slowWorld{standinWorld{standin.NewHandler(catalogHosts())}, c.delay, c.known, &calls}
 		res, err := Send(sidecarFor(t, cfg), Request{Method: "GET", Scheme: "http", Host: "httpbin.org", Port: 80, Path: "/get", Headers: http.Header{}}, w)
 		var oom *outcome.OutOfModelError
 		switch {

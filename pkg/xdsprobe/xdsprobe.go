@@ -338,6 +338,12 @@ func (w *world) Service(host string, port int) (envoymodel.Destination, bool, er
 func (w *world) App(string, int) http.Handler { return nil }
 
 // External implements envoymodel.World.
+// ExternalDelay is how long the stand-in host takes to answer (envoymodel.ExternalDelays): its
+// declared delay or httpbin's /delay/N, learned in process without waiting.
+func (w *world) ExternalDelay(req envoymodel.ExternalRequest) (time.Duration, bool) {
+	return envoymodel.ExternalDelayOf(w.p.external, req)
+}
+
 func (w *world) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {
 	return envoymodel.ServeExternal(w.p.external, req)
 }

@@ -463,6 +463,12 @@ func (b *Backend) Teardown(context.Context, *catalog.Scenario) error {
 }
 
 // External implements envoymodel.World: the stand-in server's handler, in process.
+// ExternalDelay is how long the stand-in host takes to answer (envoymodel.ExternalDelays): its
+// declared delay or httpbin's /delay/N, learned in process without waiting.
+func (st *state) ExternalDelay(req envoymodel.ExternalRequest) (time.Duration, bool) {
+	return envoymodel.ExternalDelayOf(st.external, req)
+}
+
 func (st *state) External(req envoymodel.ExternalRequest) (envoymodel.Response, error) {
 	return envoymodel.ServeExternal(st.external, req)
 }

@@ -56,6 +56,9 @@ func (c *evalCtx) header(name string) (string, bool, error) {
 		// :scheme, :protocol, ... always exist in Envoy but the Request does not carry them.
 		return "", false, unsupported("pseudo-header " + n + " (not set in Request.Headers)")
 	}
+	if c.req.UnknownHeader != nil && c.req.UnknownHeader(n) {
+		return "", false, unsupported("header " + n + " (set by Envoy; its value is not known)")
+	}
 	return "", false, nil
 }
 

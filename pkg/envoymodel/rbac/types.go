@@ -93,6 +93,10 @@ type Request struct {
 	// Headers are the other request headers. Keys are matched case-insensitively. A header whose
 	// name starts with ':' overrides the pseudo-header fields above.
 	Headers map[string]string
+	// UnknownHeader, when set, names headers the caller cannot know (those Envoy adds before the
+	// filter: x-forwarded-*, x-request-id, x-envoy-*): a matcher on one that Headers lacks is
+	// unsupported, never decided as absent.
+	UnknownHeader func(name string) bool
 
 	// DynamicMetadata is the stream's dynamic metadata by filter name (e.g. the JWT claims Istio
 	// stores under istio_authn), used by `metadata` and `sourced_metadata` matchers.
