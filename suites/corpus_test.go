@@ -8,8 +8,8 @@ import (
 	"github.com/egressconf/egressconf/pkg/adapt"
 	"github.com/egressconf/egressconf/pkg/backend/sim"
 	"github.com/egressconf/egressconf/pkg/catalog"
-	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/pkg/report"
+	"github.com/egressconf/egressconf/pkg/runner"
 	"github.com/egressconf/egressconf/suites"
 )
 
