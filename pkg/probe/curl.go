@@ -404,6 +404,10 @@ type Options struct {
 	// LocalPort is the client's source port (curl --local-port); 0 lets the kernel pick. A live
 	// backend uses it to find the proxy's log entries of a request that carries no headers.
 	LocalPort int
+	// LocalPorts is how many ports from LocalPort curl may bind (--local-port N-M): a request that
+	// follows redirects opens a connection per hop while the first is still open. 0 or 1 is
+	// LocalPort alone.
+	LocalPorts int
 }
 
 // Args builds curl's argument list (without "curl") for the request: headers are written to stdout
@@ -433,7 +437,11 @@ func Args(r *Request, o Options) []string {
 		args = append(args, "-H", h)
 	}
 	if o.LocalPort > 0 {
-		args = append(args, "--local-port", strconv.Itoa(o.LocalPort))
+		ports := strconv.Itoa(o.LocalPort)
+		if o.LocalPorts > 1 {
+			ports += "-" + strconv.Itoa(o.LocalPort+o.LocalPorts-1)
+		}
+		args = append(args, "--local-port", ports)
 	}
 	if r.Data != "" {
 		args = append(args, "--data-raw", r.Data)

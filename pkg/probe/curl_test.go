@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -678,4 +680,26 @@ func sameSeconds(a, b string) bool {
 	x, err1 := strconv.ParseFloat(a, 64)
 	y, err2 := strconv.ParseFloat(b, 64)
 	return err1 == nil && err2 == nil && x == y
+}
+
+// TestRedirectAcrossPortsWithLocalPorts, with the real curl: -L to another port opens a second
+// connection while the first is still open, so one --local-port fails (exit 45, address in use)
+// and a range of LocalPorts succeeds.
+func TestRedirectAcrossPortsWithLocalPorts(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "landed") }))
+	defer target.Close()
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusMovedPermanently)
+	}))
+	defer first.Close()
+	req := mustParse(t, "curl -sSL "+first.URL+"/politics")
+	port := 30000 + os.Getpid()%20000
+	one := runCurl(t, req, Options{MaxTime: 5 * time.Second, LocalPort: port})
+	if one.ExitCode != 45 {
+		t.Errorf("one --local-port: exit %d (%s); want 45: the first connection still holds the port", one.ExitCode, one.Summary())
+	}
+	got := runCurl(t, req, Options{MaxTime: 5 * time.Second, LocalPort: port + 100, LocalPorts: 8})
+	if got.ExitCode != 0 || got.HTTPCode != 200 || !strings.Contains(got.Body, "landed") || len(got.Hops) != 2 || got.Hops[0].Status != 301 {
+		t.Fatalf("with 8 local ports: exit %d, %s, hops %+v", got.ExitCode, got.Summary(), got.Hops)
+	}
 }

@@ -19,9 +19,12 @@ import (
 // without headers (TLS, TCP) is tied to its probe by the client's address: the sidecar logs it as
 // downstream_remote_address, and its upstream_local_address is the address the next proxy (the
 // egress gateway) logs as its downstream_remote_address.
+// A probe that follows redirects gets redirectPorts ports (curl binds one per hop, the first
+// connection still open), the first of which its first connection binds.
 const (
 	firstProbePort = 20000
 	probePorts     = 10000
+	redirectPorts  = 8
 )
 
 // probeRecord is one curl probe of the run.
@@ -36,8 +39,10 @@ type probeRecord struct {
 
 // probeMarks hands out markers and remembers the probes for access-log correlation.
 type probeMarks struct {
-	mu     sync.Mutex
-	n      int
+	mu sync.Mutex
+	n  int
+	// port is the next source port to hand out, an offset from firstProbePort.
+	port   int
 	probes []probeRecord
 }
 
@@ -48,7 +53,15 @@ func (m *probeMarks) next(pod *corev1.Pod, req *probe.Request, o probe.Options) 
 	defer m.mu.Unlock()
 	m.n++
 	marker := "c" + strconv.Itoa(m.n)
-	o.LocalPort = firstProbePort + (m.n-1)%probePorts
+	span := 1
+	if req.FollowRedirects {
+		span = redirectPorts
+	}
+	if m.port+span > probePorts {
+		m.port = 0
+	}
+	o.LocalPort, o.LocalPorts = firstProbePort+m.port, span
+	m.port += span
 	if req.Scheme == "http" {
 		o.Headers = append(o.Headers, outcome.ProbeHeader+": "+marker)
 	}

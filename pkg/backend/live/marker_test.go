@@ -26,6 +26,13 @@ func TestProbeMarks(t *testing.T) {
 	if len(o2.Headers) != 0 {
 		t.Errorf("HTTPS probe headers %v: its headers are inside TLS, no marker header", o2.Headers)
 	}
+	// A probe that follows redirects gets a range of source ports that no other probe's overlaps
+	// (curl binds one per hop while the first connection is still open).
+	_, o3 := m.next(pod, &probe.Request{Scheme: "http", FollowRedirects: true}, probe.Options{})
+	_, o4 := m.next(pod, &probe.Request{Scheme: "http"}, probe.Options{})
+	if o3.LocalPorts != redirectPorts || o4.LocalPort < o3.LocalPort+o3.LocalPorts || o2.LocalPorts != 1 {
+		t.Errorf("a -L probe's ports %d+%d, the next probe's %d, a plain probe's span %d: want a range of %d not reused", o3.LocalPort, o3.LocalPorts, o4.LocalPort, o2.LocalPorts, redirectPorts)
+	}
 	// A sidecar entry carrying the header marker, one tied by the client address, one of another
 	// request; then the gateway's entries tied through the sidecar's upstream address.
 	side := []outcome.LogEntry{
