@@ -396,6 +396,11 @@ func (e *e2e) kindCorpus(t *testing.T) {
 	}
 	args := []string{"run", "--backend", "kind", "--cluster-name", e.cluster, "--keep-cluster",
 		"--catalog", corpus, "--reports", e.reports, "--run-id", "e2e-kind-corpus", "--probe", "curl,xds"}
+	// The same archives as kind-catalog: already in the nodes (not loaded again), they make the
+	// install profile upstream-envoy, as the cluster was installed.
+	for _, a := range strings.Fields(env("EGRESSCONF_LOAD_ARCHIVES", "")) {
+		args = append(args, "--load-image-archive", a)
+	}
 	args = append(args, e.istioFlags()...)
 	_, code, d := e.run(t, "kind-corpus", args...)
 	t.Logf("egressconf run --backend kind --catalog suites/corpus (reused cluster): exit %d, wall time %s", code, d.Round(time.Second))
