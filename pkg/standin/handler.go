@@ -57,7 +57,9 @@ func NewHandler(hosts []Host) *Handler {
 // reporting the scheme it received itself (forwarding-scheme headers moved aside, as there).
 func NewHTTPBinHandler() http.Handler {
 	h := httpbin.New(httpbin.WithHostname("egressconf-standin")).Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, ownScheme(r)) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpbinOrgShape(w, r, func(w http.ResponseWriter) { h.ServeHTTP(w, ownScheme(r)) })
+	})
 }
 
 // Handler answers for the stand-in's hosts (NewHandler).
@@ -176,10 +178,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, wait bool) Answe
 			a.Delay = d
 			r2 := ownScheme(r).Clone(r.Context())
 			r2.SetPathValue("duration", "0")
-			h.bin.Delay(&serverTiming{ResponseWriter: w, delay: d}, r2)
+			httpbinOrgShape(w, r, func(w http.ResponseWriter) { h.bin.Delay(&serverTiming{ResponseWriter: w, delay: d}, r2) })
 			return a
 		}
-		h.httpbin.ServeHTTP(w, ownScheme(r))
+		httpbinOrgShape(w, r, func(w http.ResponseWriter) { h.httpbin.ServeHTTP(w, ownScheme(r)) })
 		return a
 	}
 	a.Delay = b.Delay

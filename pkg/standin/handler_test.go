@@ -120,13 +120,13 @@ func TestHandlerHTTPBinSchemeIsTheServers(t *testing.T) {
 			t.Errorf("%+v: body lacks %s:\n%s", c, want, w.Body.String())
 		}
 		var resp struct {
-			Headers map[string][]string `json:"headers"`
+			Headers map[string]string `json:"headers"`
 		}
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 			t.Fatal(err)
 		}
 		if c.xfp != "" {
-			if got := resp.Headers[ReceivedHeaderPrefix+"X-Forwarded-Proto"]; len(got) != 1 || got[0] != c.xfp {
+			if got := resp.Headers[ReceivedHeaderPrefix+"X-Forwarded-Proto"]; got != c.xfp {
 				t.Errorf("%+v: the client's X-Forwarded-Proto is not kept aside: %v", c, resp.Headers)
 			}
 			if _, ok := resp.Headers["X-Forwarded-Proto"]; ok {
@@ -165,4 +165,33 @@ func TestNewHandlerPanicsOnInvalidHosts(t *testing.T) {
 		}
 	}()
 	NewHandler([]Host{{HTTP: &Behaviour{Status: 200}, HTTPS: &Behaviour{Status: 200}}})
+}
+
+// TestHTTPBinEchoHasHTTPBinOrgShape: an echoed header, argument or form field is one string, several
+// values joined by "," (httpbin.org), not go-httpbin's list; other endpoints pass through.
+func TestHTTPBinEchoHasHTTPBinOrgShape(t *testing.T) {
+	h := NewHTTPBinHandler()
+	req := httptest.NewRequest("GET", "http://httpbin.org/anything/x?a=1&a=2", nil)
+	req.Header.Add("X-Two", "one")
+	req.Header.Add("X-Two", "two")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var doc struct {
+		Args    map[string]string `json:"args"`
+		Headers map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, w.Body.String())
+	}
+	if doc.Args["a"] != "1,2" || doc.Headers["X-Two"] != "one,two" || doc.Headers["Host"] != "httpbin.org" {
+		t.Errorf("args %v headers %v: want httpbin.org's joined strings", doc.Args, doc.Headers)
+	}
+	if w.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+		t.Errorf("Content-Length %s for a body of %d", w.Header().Get("Content-Length"), w.Body.Len())
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://httpbin.org/status/418", nil))
+	if w.Code != 418 {
+		t.Errorf("/status/418: %d", w.Code)
+	}
 }
