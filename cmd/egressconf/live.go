@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -240,9 +242,19 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	if len(f.loadArchives) > 0 && load == nil {
 		return nil, finish, usageError{"--load-image-archive on an existing cluster needs --load-command"}
 	}
-	for _, a := range f.loadArchives {
-		if err := phase("image load "+a, func() error { return load(ctx, a) }); err != nil {
+	if f.backendName == "kind" && len(f.loadArchives) > 1 {
+		// Each archive is imported into the node's containerd on its own: together they take the
+		// longest one's time, not the sum (about 20 s to 11 s for CI's five archives here).
+		name := fmt.Sprintf("image loads (%d archives, together)", len(f.loadArchives))
+		if err := phase(name, func() error { return loadTogether(ctx, load, f.loadArchives, out) }); err != nil {
 			return nil, finish, err
+		}
+	} else {
+		// A --load-command is the user's: one at a time, as they would run it.
+		for _, a := range f.loadArchives {
+			if err := phase("image load "+a, func() error { return load(ctx, a) }); err != nil {
+				return nil, finish, err
+			}
 		}
 	}
 	if len(f.applyManifests) > 0 {
@@ -294,6 +306,27 @@ func startLive(ctx context.Context, f *liveFlags) (b *live.Backend, finish func(
 	}
 	fmt.Fprint(out, indent(b.Plan(f.catalog)))
 	return b, finish, nil
+}
+
+// loadTogether loads every archive at once, saying when each is done, and returns every failure,
+// each naming its archive.
+func loadTogether(ctx context.Context, load func(context.Context, string) error, archives []string, out io.Writer) error {
+	errs := make([]error, len(archives))
+	var wg sync.WaitGroup
+	for i, a := range archives {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if err := load(ctx, a); err != nil {
+				errs[i] = fmt.Errorf("image load %s: %w", a, err)
+				return
+			}
+			fmt.Fprintf(out, "   loaded %s (%s)\n", a, time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // resolveProfile turns --istio-profile into a profile and says why: auto takes the profile a loaded

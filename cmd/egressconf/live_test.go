@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -173,4 +177,49 @@ func TestSelectedGateways(t *testing.T) {
 	if got := selectedGateways(c, []string{"G99"}, nil); got != nil {
 		t.Errorf("an invalid selection: %v, want nil (every gateway)", got)
 	}
+}
+
+// TestLoadTogetherLoadsAtOnce: every archive's load starts before any ends (each waits for all to
+// have started; one after another would never finish), and each failure names its archive.
+func TestLoadTogetherLoadsAtOnce(t *testing.T) {
+	archives := []string{"a.tar", "b.tar", "c.tar"}
+	var started sync.WaitGroup
+	started.Add(len(archives))
+	load := func(ctx context.Context, a string) error {
+		started.Done()
+		done := make(chan struct{})
+		go func() { started.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if a == "b.tar" {
+			return errors.New("ctr: import failed")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out strings.Builder
+	err := loadTogether(ctx, load, archives, &syncWriter{w: &out})
+	if err == nil || !strings.Contains(err.Error(), "image load b.tar: ctr: import failed") || strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("err %v, want b.tar's failure only", err)
+	}
+	for _, a := range []string{"a.tar", "c.tar"} {
+		if !strings.Contains(out.String(), "loaded "+a) {
+			t.Errorf("no line for %s in:\n%s", a, out.String())
+		}
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

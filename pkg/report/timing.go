@@ -54,7 +54,18 @@ type GroupTiming struct {
 
 // PhaseBucket sorts a phase name into the breakdown's rows: "cluster create", "image load", "Istio
 // install", "stand-in and DNS", "fixtures", "cleanup" or "other". Names are live.Phase's.
+//
+// A phase that ran together with others says so at the end of its name (", alongside the
+// stand-in and DNS"): it gets a row of its own, "(alongside others)", whose time overlaps theirs,
+// so the other rows still add up to the wall time.
 func PhaseBucket(name string) string {
+	if i := strings.Index(name, ", alongside "); i >= 0 {
+		base := name[:i]
+		if j := strings.Index(base, " ("); j >= 0 {
+			base = base[:j]
+		}
+		return base + " (alongside others)"
+	}
 	switch {
 	case strings.HasPrefix(name, "kind cluster ") && strings.HasSuffix(name, " delete"):
 		return "cluster delete"

@@ -12,13 +12,16 @@ func TestPhaseBucket(t *testing.T) {
 		"kind cluster egressconf-e2e":        "cluster create",
 		"kind cluster egressconf-e2e delete": "cluster delete",
 		"image load /x/pilot.tar":            "image build and load",
-		"stand-in image build docker.io/x":   "image build and load",
-		"Istio install":                      "Istio install",
-		"cluster DNS override":               "stand-in internet and DNS",
-		"stand-in deploy":                    "stand-in internet and DNS",
-		"G11 fixtures sleep@default":         "fixtures (within group setup)",
-		"leak check":                         "leak check and cleanup",
-		"something new":                      "other",
+		"image loads (5 archives, together)": "image build and load",
+		"NetworkPolicy self-test (a deny-all egress policy must block), alongside the stand-in and DNS": "NetworkPolicy self-test (alongside others)",
+		"NetworkPolicy self-test (a deny-all egress policy must block)":                                 "detection and self-tests",
+		"stand-in image build docker.io/x":                                                              "image build and load",
+		"Istio install":                                                                                 "Istio install",
+		"cluster DNS override":                                                                          "stand-in internet and DNS",
+		"stand-in deploy":                                                                               "stand-in internet and DNS",
+		"G11 fixtures sleep@default":                                                                    "fixtures (within group setup)",
+		"leak check":                                                                                    "leak check and cleanup",
+		"something new":                                                                                 "other",
 	} {
 		if got := PhaseBucket(name); got != want {
 			t.Errorf("PhaseBucket(%q) = %q, want %q", name, got, want)

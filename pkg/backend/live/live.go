@@ -141,6 +141,10 @@ type Backend struct {
 
 	// sc is the current scenario's state (nil between scenarios).
 	sc *scenarioState
+	// carry is what the last scenario's teardown left for the next one (carry.go).
+	carry *carried
+	// terminating are namespaces deleted without waiting (Close waits for them).
+	terminating []string
 	// xds is the control-plane probe's state with Probe == ProbeXDS or ProbeBoth.
 	xds *xdsMode
 	// sentinelGen is the sentinel generation last applied (0: none yet).
@@ -255,14 +259,19 @@ func (b *Backend) Prepare(ctx context.Context) (err error) {
 	if err := b.phase("detect Istio and egress gateways", func() error { return b.detect(ctx) }); err != nil {
 		return err
 	}
-	if err := b.checkNetworkPolicy(ctx); err != nil {
-		return err
-	}
 	if b.o.Internet == InternetLive {
+		if err := b.checkNetworkPolicy(ctx, ""); err != nil {
+			return err
+		}
 		fmt.Fprintf(b.o.Progress, "   internet: live (requests reach the real sites)\n")
 		return nil
 	}
-	if err := b.prepareHermetic(ctx); err != nil {
+	// The self-test works in a namespace of its own, between pods without sidecars, by IP: it
+	// runs alongside the stand-in and the DNS override, which it does not touch.
+	selfTest := make(chan error, 1)
+	go func() { selfTest <- b.checkNetworkPolicy(ctx, ", alongside the stand-in and DNS") }()
+	err = b.prepareHermetic(ctx)
+	if err := errors.Join(err, <-selfTest); err != nil {
 		return err
 	}
 	if b.o.Probe == ProbeXDS || b.o.Probe == ProbeBoth {
@@ -300,6 +309,9 @@ func (b *Backend) Close(ctx context.Context) (err error) {
 		if err := b.Teardown(ctx, b.sc.s); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := b.dropAllCarried(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if b.dnsRestore != nil {
 		if err := b.dnsRestore(ctx); err != nil {

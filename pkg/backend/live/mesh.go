@@ -99,10 +99,21 @@ func (b *Backend) SetMeshPolicy(ctx context.Context, mode string) (err error) {
 
 // restoreMesh puts the mesh config back as it was before the run, and removes the annotations.
 func (b *Backend) restoreMesh(ctx context.Context) error {
+	_, err := b.restoreMeshMode(ctx)
+	return err
+}
+
+// restoreMeshMode restores istiod's mesh config and returns the outbound traffic policy it put
+// back ("" when the run had changed nothing), for the next convergence to wait for.
+func (b *Backend) restoreMeshMode(ctx context.Context) (string, error) {
 	if b.mesh.original == nil {
-		return nil
+		return "", nil
 	}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	mode, err := outboundMode(*b.mesh.original)
+	if err != nil {
+		return "", err
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := b.cs.CoreV1().ConfigMaps(IstioNamespace).Get(ctx, MeshConfigMap, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -120,10 +131,10 @@ func (b *Backend) restoreMesh(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("restore istiod's mesh config (ConfigMap %s/%s): %w", IstioNamespace, MeshConfigMap, err)
+		return "", fmt.Errorf("restore istiod's mesh config (ConfigMap %s/%s): %w", IstioNamespace, MeshConfigMap, err)
 	}
 	b.mesh.original = nil
-	return nil
+	return mode, nil
 }
 
 // outboundMode reads outboundTrafficPolicy.mode from a mesh config (ALLOW_ANY when absent, as

@@ -20,8 +20,9 @@ import (
 const LabelNetworkPolicySelfTest = "egressconf.io/netpol-self-test"
 
 // checkNetworkPolicy runs the self-test when the cluster is believed to enforce NetworkPolicy, and
-// withdraws the capability, with the self-test's reason, when the policy did not block.
-func (b *Backend) checkNetworkPolicy(ctx context.Context) error {
+// withdraws the capability, with the self-test's reason, when the policy did not block. alongside
+// ends its phase's name when it runs together with other phases (report.PhaseBucket).
+func (b *Backend) checkNetworkPolicy(ctx context.Context, alongside string) error {
 	b.mu.Lock()
 	has := b.info.Capabilities[backend.CapNetworkPolicy]
 	b.mu.Unlock()
@@ -29,7 +30,7 @@ func (b *Backend) checkNetworkPolicy(ctx context.Context) error {
 		return nil
 	}
 	var why, how string
-	err := b.phase("NetworkPolicy self-test (a deny-all egress policy must block)", func() (err error) {
+	err := b.phase("NetworkPolicy self-test (a deny-all egress policy must block)"+alongside, func() (err error) {
 		why, how, err = b.netpolSelfTest(ctx)
 		return err
 	})

@@ -109,17 +109,11 @@ func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) (err error) {
 			sc.noEnvoyGateways = append(sc.noEnvoyGateways, g.gw.Ref())
 		}
 	}
-	namespaces := append([]catalog.Namespace(nil), s.Spec.Namespaces...)
-	seen := map[string]bool{}
-	for _, ns := range namespaces {
-		seen[ns.Name] = true
+	kept, err := b.adopt(ctx, sc)
+	if err != nil {
+		return err
 	}
-	for _, w := range s.Spec.Workloads {
-		if !w.Gateway && !seen[w.Namespace] {
-			seen[w.Namespace] = true
-			namespaces = append(namespaces, catalog.Namespace{Name: w.Namespace})
-		}
-	}
+	namespaces := scenarioNamespaces(s)
 	for _, ns := range namespaces {
 		if err := b.ensureNamespace(ctx, ns); err != nil {
 			return err
@@ -137,6 +131,10 @@ func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) (err error) {
 	}
 	var ws []catalog.Workload
 	for _, w := range s.Spec.Workloads {
+		if st := kept[w.Ref()]; st != nil {
+			sc.workloads[w.Ref()] = st
+			continue
+		}
 		if !w.Gateway && !w.Deferred {
 			ws = append(ws, w)
 		}
@@ -152,6 +150,23 @@ func (b *Backend) Setup(ctx context.Context, s *catalog.Scenario) (err error) {
 		}
 	}
 	return b.Converge(ctx)
+}
+
+// scenarioNamespaces are the namespaces a scenario lists, then those of its workloads it does not
+// list (with no labels).
+func scenarioNamespaces(s *catalog.Scenario) []catalog.Namespace {
+	namespaces := append([]catalog.Namespace(nil), s.Spec.Namespaces...)
+	seen := map[string]bool{}
+	for _, ns := range namespaces {
+		seen[ns.Name] = true
+	}
+	for _, w := range s.Spec.Workloads {
+		if !w.Gateway && !seen[w.Namespace] {
+			seen[w.Namespace] = true
+			namespaces = append(namespaces, catalog.Namespace{Name: w.Namespace})
+		}
+	}
+	return namespaces
 }
 
 // ensureNamespace creates the namespace with the run's labels, or, when it exists and is not the
@@ -551,7 +566,9 @@ func (b *Backend) Unobservable(w catalog.Workload) string {
 }
 
 // Teardown implements backend.Backend: everything the scenario created, in reverse order, its
-// pods gone, namespace labels and mesh config restored. With Keep it leaves everything.
+// pods gone, namespace labels and mesh config restored; but the run's namespaces and the
+// scenario's starting fixtures are carried to the next scenario, which keeps what it wants as it
+// is (carry.go). With Keep it leaves everything.
 func (b *Backend) Teardown(ctx context.Context, s *catalog.Scenario) (err error) {
 	defer explain(&err)
 	sc := b.sc
@@ -563,18 +580,37 @@ func (b *Backend) Teardown(ctx context.Context, s *catalog.Scenario) (err error)
 		fmt.Fprintf(b.o.Progress, "   --keep: %d objects of %s left in place\n", len(sc.created), s.Metadata.Group)
 		return nil
 	}
+	if sc.skip != "" {
+		return nil // it created and changed nothing
+	}
 	var errs []error
-	if err := b.deleteRefs(ctx, sc.created); err != nil {
+	carry, drop, err := b.park(sc)
+	if err != nil {
+		// Nothing is carried: everything goes.
+		errs = append(errs, fmt.Errorf("keeping the fixtures for the next scenario: %w", err))
+		carry, drop = nil, sc.created
+	}
+	if err := b.deleteRefs(ctx, drop); err != nil {
 		errs = append(errs, err)
 	}
-	// Pods of deleted Deployments in namespaces that stay (default, istio-egress...).
+	// Pods of deleted Deployments in namespaces that stay (default, istio-egress...), but the
+	// carried fixtures'.
+	keepPods := map[string]bool{}
 	nsSeen := map[string]bool{}
+	if carry != nil {
+		for ref := range carry.workloads {
+			keepPods[ref] = true
+		}
+	}
 	for _, st := range sc.workloads {
 		nsSeen[st.w.Namespace] = true
 	}
-	for _, r := range sc.created {
+	for _, r := range drop {
 		if r.Kind == "Deployment" {
 			nsSeen[r.Namespace] = true
+		}
+		if carry != nil {
+			carry.pending.noteIstio(r, "", true)
 		}
 	}
 	var namespaces []string
@@ -583,16 +619,21 @@ func (b *Backend) Teardown(ctx context.Context, s *catalog.Scenario) (err error)
 	}
 	sort.Strings(namespaces)
 	for _, ns := range namespaces {
-		if err := b.waitPodsGone(ctx, ns, fixtures.LabelRun+"="+b.o.RunID); err != nil {
+		if err := b.waitPodsGoneExcept(ctx, ns, keepPods); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := b.restoreInjection(ctx, sc); err != nil {
 		errs = append(errs, err)
 	}
-	if err := b.restoreMesh(ctx); err != nil {
+	restored, err := b.restoreMeshMode(ctx)
+	if err != nil {
 		errs = append(errs, err)
 	}
+	if carry != nil {
+		carry.pending.mesh = restored
+	}
+	b.carry = carry
 	return errors.Join(errs...)
 }
 
