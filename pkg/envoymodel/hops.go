@@ -17,7 +17,6 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"istio.io/istio/pilot/pkg/simulation"
 
 	"github.com/egressconf/egressconf/pkg/envoymodel/rbac"
@@ -654,87 +653,25 @@ func routeMatches(m *route.RouteMatch, req Request) (bool, error) {
 	return true, nil
 }
 
-// headerMatches is Envoy's HeaderUtility::matchHeaders for one matcher on the request as the
-// client sent it (headers Envoy adds before routing are out of model).
+// headerMatches is a route's header match on the request as the client sent it (headers Envoy
+// adds before routing are out of model).
 func headerMatches(hm *route.HeaderMatcher, req Request) (bool, error) {
-	name := strings.ToLower(hm.GetName())
-	var value string
-	present := true
-	switch name {
-	case ":authority":
-		value = hostHeader(req)
-	case ":method":
-		value = req.Method
-	case ":path":
-		value = req.Path
-	default:
+	return rbac.MatchHeader(hm, func(name string) (string, bool, error) {
+		name = strings.ToLower(name)
+		switch name {
+		case ":authority":
+			return hostHeader(req), true, nil
+		case ":method":
+			return req.Method, true, nil
+		case ":path":
+			return req.Path, true, nil
+		}
 		if strings.HasPrefix(name, ":") || envoyAddedHeader(name) {
-			return false, fmt.Errorf("a route match on header %s, which Envoy sets", name)
+			return "", false, fmt.Errorf("a route match on header %s, which Envoy sets", name)
 		}
 		vs := req.Headers.Values(name)
-		present = len(vs) > 0
-		value = strings.Join(vs, ",")
-	}
-	var match bool
-	switch sp := hm.GetHeaderMatchSpecifier().(type) {
-	case *route.HeaderMatcher_PresentMatch:
-		match = present == sp.PresentMatch
-	case *route.HeaderMatcher_ExactMatch:
-		match = present && value == sp.ExactMatch
-	case *route.HeaderMatcher_PrefixMatch:
-		match = present && strings.HasPrefix(value, sp.PrefixMatch)
-	case *route.HeaderMatcher_SuffixMatch:
-		match = present && strings.HasSuffix(value, sp.SuffixMatch)
-	case *route.HeaderMatcher_ContainsMatch:
-		match = present && strings.Contains(value, sp.ContainsMatch)
-	case *route.HeaderMatcher_StringMatch:
-		if !present {
-			break
-		}
-		sm := sp.StringMatch
-		v := value
-		if sm.GetIgnoreCase() {
-			v = strings.ToLower(v)
-		}
-		low := func(s string) string {
-			if sm.GetIgnoreCase() {
-				return strings.ToLower(s)
-			}
-			return s
-		}
-		switch x := sm.GetMatchPattern().(type) {
-		case *matcherv3.StringMatcher_Exact:
-			match = v == low(x.Exact)
-		case *matcherv3.StringMatcher_Prefix:
-			match = strings.HasPrefix(v, low(x.Prefix))
-		case *matcherv3.StringMatcher_Suffix:
-			match = strings.HasSuffix(v, low(x.Suffix))
-		case *matcherv3.StringMatcher_Contains:
-			match = strings.Contains(v, low(x.Contains))
-		case *matcherv3.StringMatcher_SafeRegex:
-			re, err := regexp.Compile("^(?:" + x.SafeRegex.GetRegex() + ")$")
-			if err != nil {
-				return false, fmt.Errorf("header regex %q: %v", x.SafeRegex.GetRegex(), err)
-			}
-			match = re.MatchString(value)
-		default:
-			return false, fmt.Errorf("header string match %T", x)
-		}
-	case *route.HeaderMatcher_SafeRegexMatch:
-		re, err := regexp.Compile("^(?:" + sp.SafeRegexMatch.GetRegex() + ")$")
-		if err != nil {
-			return false, fmt.Errorf("header regex %q: %v", sp.SafeRegexMatch.GetRegex(), err)
-		}
-		match = present && re.MatchString(value)
-	case nil:
-		match = present
-	default:
-		return false, fmt.Errorf("header match %T", sp)
-	}
-	if hm.GetInvertMatch() {
-		return !match, nil
-	}
-	return match, nil
+		return strings.Join(vs, ","), len(vs) > 0, nil
+	})
 }
 
 // clusterHTTP sends an HTTP request from proxy p to a cluster and returns the upstream's response,

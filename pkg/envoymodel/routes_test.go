@@ -697,3 +697,43 @@ func TestRouteTimeoutUsesDeclaredDelays(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteHeaderMatch: a route's header matchers follow Envoy's HeaderUtility (the one matcher the
+// RBAC model uses too): an empty exact value matches any present header, invert_match does not
+// turn a missing header into a match, present_match false matches its absence, and a header Envoy
+// sets is out of model.
+func TestRouteHeaderMatch(t *testing.T) {
+	req := Request{Method: "GET", Host: "httpbin.org", Path: "/get", Headers: http.Header{"End-User": {"jason"}}}
+	hm := func(name string, spec any, invert bool) *route.HeaderMatcher {
+		h := &route.HeaderMatcher{Name: name, InvertMatch: invert}
+		switch s := spec.(type) {
+		case string:
+			h.HeaderMatchSpecifier = &route.HeaderMatcher_ExactMatch{ExactMatch: s}
+		case bool:
+			h.HeaderMatchSpecifier = &route.HeaderMatcher_PresentMatch{PresentMatch: s}
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name string
+		h    *route.HeaderMatcher
+		want bool
+	}{
+		{"exact", hm("end-user", "jason", false), true},
+		{"exact, other value", hm("end-user", "mary", false), false},
+		{"empty exact: any value", hm("end-user", "", false), true},
+		{"inverted exact", hm("end-user", "mary", true), true},
+		{"inverted exact, header missing", hm("x-team", "a", true), false},
+		{"absent", hm("x-team", false, false), true},
+		{"present", hm("x-team", true, false), false},
+		{":method", hm(":method", "GET", false), true},
+	} {
+		got, err := headerMatches(c.h, req)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
+		}
+	}
+	if _, err := headerMatches(hm("x-forwarded-proto", "https", false), req); err == nil {
+		t.Error("a match on a header Envoy sets: no error, want out of model")
+	}
+}

@@ -242,10 +242,18 @@ func (c *evalCtx) matchFilterState(m *matcherv3.FilterStateMatcher) (bool, error
 
 // matchHeader is Envoy's HeaderUtility::matchHeaders for one HeaderMatcher.
 func (c *evalCtx) matchHeader(h *routev3.HeaderMatcher) (bool, error) {
+	return MatchHeader(h, c.header)
+}
+
+// MatchHeader is Envoy's HeaderUtility::matchHeaders for one matcher. lookup returns a header's
+// value as Envoy's header map would, whether it is present, or an error for a header whose value
+// the model cannot know. The RBAC filter's header matchers and the router's route matches both use
+// it.
+func MatchHeader(h *routev3.HeaderMatcher, lookup func(name string) (value string, present bool, err error)) (bool, error) {
 	if h == nil {
-		return false, errors.New("rbac model: nil header matcher")
+		return false, errors.New("envoy model: nil header matcher")
 	}
-	value, present, err := c.header(h.GetName())
+	value, present, err := lookup(h.GetName())
 	if err != nil {
 		return false, err
 	}
