@@ -243,26 +243,19 @@ func (b *Backend) adopt(ctx context.Context, sc *scenarioState) (map[string]*wor
 // dropCarried deletes carried objects (in reverse order) without waiting for namespaces to go,
 // remembering them for Close; it waits for the pods of deleted fixtures in namespaces that stay.
 func (b *Backend) dropCarried(ctx context.Context, drop []objRef, c *carried) error {
-	var errs []error
-	gone := map[objRef]bool{}
-	for i := len(drop) - 1; i >= 0; i-- {
-		r := drop[i]
-		deleted, err := b.deleteOwned(ctx, r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		gone[r] = true
-		if deleted && r.Kind == "Namespace" {
-			b.terminating = append(b.terminating, r.Name)
-		}
+	namespaces, err := b.deleteReverse(ctx, drop)
+	errs := []error{err}
+	b.terminating = append(b.terminating, namespaces...)
+	dropped := map[objRef]bool{}
+	for _, r := range drop {
+		dropped[r] = true
 	}
 	for _, cw := range c.workloads {
 		ns := cw.st.w.Namespace
-		if _, runNS := c.namespaces[ns]; runNS && gone[objRef{GVR: corev1.SchemeGroupVersion.WithResource("namespaces"), Kind: "Namespace", Name: ns}] {
+		if _, runNS := c.namespaces[ns]; runNS && dropped[objRef{GVR: corev1.SchemeGroupVersion.WithResource("namespaces"), Kind: "Namespace", Name: ns}] {
 			continue // goes with its namespace
 		}
-		if len(cw.refs) > 0 && gone[cw.refs[0]] {
+		if len(cw.refs) > 0 && dropped[cw.refs[0]] {
 			if err := b.waitPodsGone(ctx, ns, "app="+cw.st.w.Name+","+fixtures.LabelRun+"="+b.o.RunID); err != nil {
 				errs = append(errs, err)
 			}

@@ -210,6 +210,13 @@ func (b *Backend) deleteOwned(ctx context.Context, r objRef) (bool, error) {
 // deleteRefs deletes the objects in reverse order of refs, then waits for the namespaces among
 // them to be gone.
 func (b *Backend) deleteRefs(ctx context.Context, refs []objRef) error {
+	namespaces, err := b.deleteReverse(ctx, refs)
+	return errors.Join(err, b.waitNamespacesGone(ctx, namespaces))
+}
+
+// deleteReverse deletes the objects in reverse order of refs, without waiting, and returns the
+// namespaces among them it deleted (they are terminating).
+func (b *Backend) deleteReverse(ctx context.Context, refs []objRef) ([]string, error) {
 	var errs []error
 	var namespaces []string
 	for i := len(refs) - 1; i >= 0; i-- {
@@ -223,10 +230,7 @@ func (b *Backend) deleteRefs(ctx context.Context, refs []objRef) error {
 			namespaces = append(namespaces, r.Name)
 		}
 	}
-	if err := b.waitNamespacesGone(ctx, namespaces); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return namespaces, errors.Join(errs...)
 }
 
 // waitNamespacesGone polls until the namespaces no longer exist (their deletion finished), so the
