@@ -63,6 +63,11 @@ func (b *Backend) renderedWorkload(s *catalog.Scenario, w catalog.Workload, objs
 	return rendered(objs...)
 }
 
+// namespaceRef is the tracked reference of a namespace.
+func namespaceRef(name string) objRef {
+	return objRef{GVR: corev1.SchemeGroupVersion.WithResource("namespaces"), Kind: "Namespace", Name: name}
+}
+
 // refsOf maps rendered objects to the references the backend tracks.
 func refsOf[O runtime.Object](b *Backend, objs []O) ([]objRef, error) {
 	out := make([]objRef, 0, len(objs))
@@ -90,11 +95,7 @@ func (b *Backend) park(sc *scenarioState) (*carried, []objRef, error) {
 		created[r] = true
 	}
 	for _, ns := range scenarioNamespaces(sc.s) {
-		refs, err := refsOf(b, []runtime.Object{fixtures.Namespace(ns, b.fixtureOptions())})
-		if err != nil {
-			return nil, nil, err
-		}
-		if !created[refs[0]] {
+		if !created[namespaceRef(ns.Name)] {
 			continue // not the run's namespace
 		}
 		r, err := rendered(fixtures.Namespace(ns, b.fixtureOptions()))
@@ -102,7 +103,7 @@ func (b *Backend) park(sc *scenarioState) (*carried, []objRef, error) {
 			return nil, nil, err
 		}
 		c.namespaces[ns.Name] = r
-		keep[refs[0]] = true
+		keep[namespaceRef(ns.Name)] = true
 	}
 	for _, w := range sc.s.Spec.Workloads {
 		st := sc.workloads[w.Ref()]
@@ -164,19 +165,18 @@ func (b *Backend) adopt(ctx context.Context, sc *scenarioState) (map[string]*wor
 	}
 	sc.pending = c.pending
 	keep := map[objRef]bool{}
-	var keptNS []string
+	wanted := map[string]bool{} // the scenario's namespaces
+	wantNS := map[string]bool{} // the carried namespaces it keeps
 	for _, ns := range scenarioNamespaces(sc.s) {
+		wanted[ns.Name] = true
 		r, err := rendered(fixtures.Namespace(ns, b.fixtureOptions()))
 		if err != nil {
 			return nil, err
 		}
 		if was, ok := c.namespaces[ns.Name]; ok && was == r {
-			keptNS = append(keptNS, ns.Name)
+			wantNS[ns.Name] = true
+			keep[namespaceRef(ns.Name)] = true
 		}
-	}
-	wantNS := map[string]bool{}
-	for _, ns := range keptNS {
-		wantNS[ns] = true
 	}
 	kept := map[string]*workloadState{}
 	for _, w := range sc.s.Spec.Workloads {
@@ -208,13 +208,6 @@ func (b *Backend) adopt(ctx context.Context, sc *scenarioState) (map[string]*wor
 			keep[ref] = true
 		}
 	}
-	for _, ns := range keptNS {
-		keep[objRef{GVR: corev1.SchemeGroupVersion.WithResource("namespaces"), Kind: "Namespace", Name: ns}] = true
-	}
-	wanted := map[string]bool{}
-	for _, ns := range scenarioNamespaces(sc.s) {
-		wanted[ns.Name] = true
-	}
 	var drop []objRef
 	for _, r := range c.refs {
 		switch {
@@ -226,8 +219,11 @@ func (b *Backend) adopt(ctx context.Context, sc *scenarioState) (map[string]*wor
 			drop = append(drop, r)
 		}
 	}
-	if len(kept)+len(keptNS) > 0 {
-		names := append([]string(nil), keptNS...)
+	if len(kept)+len(wantNS) > 0 {
+		var names []string
+		for ns := range wantNS {
+			names = append(names, ns)
+		}
 		for ref := range kept {
 			names = append(names, ref)
 		}
@@ -252,7 +248,7 @@ func (b *Backend) dropCarried(ctx context.Context, drop []objRef, c *carried) er
 	}
 	for _, cw := range c.workloads {
 		ns := cw.st.w.Namespace
-		if _, runNS := c.namespaces[ns]; runNS && dropped[objRef{GVR: corev1.SchemeGroupVersion.WithResource("namespaces"), Kind: "Namespace", Name: ns}] {
+		if _, runNS := c.namespaces[ns]; runNS && dropped[namespaceRef(ns)] {
 			continue // goes with its namespace
 		}
 		if len(cw.refs) > 0 && dropped[cw.refs[0]] {
